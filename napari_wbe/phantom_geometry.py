@@ -1,0 +1,251 @@
+"""Geometry of the synthetic mini brain: neurons as branching tubes, and their contacts.
+
+Used by :mod:`napari_wbe.phantom`; kept separate so each file stays small.
+
+Everything is computed in physical units (nm, axes z, y, x) and only rasterised onto the
+voxel grid at the end, so an anisotropic grid (coarse z) shows the same tissue squashed
+in z rather than different tissue.
+
+A neuron is a set of *tubes*: a trunk that crosses the volume (a smooth random walk
+through an interior anchor point, extended past the faces so it enters and leaves), one
+to three thinner side branches, and optionally a soma (one big ball on the trunk). A tube
+is a dense polyline with a relative radius per point; the absolute radius is chosen once
+for the whole volume so that the neurons fill a target fraction of it, like neuropil.
+
+Rasterisation paints one ball per (sub-sampled) polyline point and gives each voxel to
+the tube whose centre is nearest *relative to its radius* (smallest distance / radius).
+Where tubes overlap they therefore share a boundary, i.e. neurons touch, which is what
+synapses, merge errors and split errors need; a thin tube running into a thick one keeps
+its core instead of being swallowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+# A voxel's owner is packed with its normalised distance into one uint64 (distance in
+# the high 32 bits) so np.minimum.at picks the nearest tube and its label in one pass.
+_UNPAINTED = np.iinfo(np.uint64).max
+_DISTANCE_SCALE = float(2**31)
+# Above this many (point, stencil voxel) pairs per batch the temporaries get big.
+_BATCH_ENTRIES = 4_000_000
+
+
+@dataclass
+class Tube:
+    points: np.ndarray  # (n, 3) float64, nm, z y x
+    rel_radius: np.ndarray  # (n,) radius relative to the volume's mean tube radius
+    label: int
+
+
+@dataclass(frozen=True)
+class CellShape:
+    """Morphology knobs of one cell type."""
+
+    radius: float  # relative to the volume's mean tube radius
+    branches: tuple[int, int]  # inclusive range of side branches
+    soma_p: float  # probability of a soma inside the volume
+
+
+def _random_unit_vectors(rng, n):
+    v = rng.standard_normal((n, 3))
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _smooth_walk(rng, n_points, step, wiggle):
+    """Smooth random displacement (n, 3): a random walk low-passed so tubes bend gently."""
+    steps = rng.standard_normal((n_points, 3)) * (step * wiggle)
+    walk = np.cumsum(steps, axis=0)
+    return gaussian_filter1d(walk, sigma=12.0, axis=0, mode="nearest")
+
+
+def _radius_profile(rng, n_points):
+    """Relative radius along a tube: thickens and thins smoothly, like real neurites."""
+    sigma = 10.0
+    noise = gaussian_filter1d(rng.standard_normal(n_points), sigma, mode="nearest")
+    # A smoothed unit normal has std 1/sqrt(2 sqrt(pi) sigma); undo that to get unit std.
+    noise *= np.sqrt(2.0 * np.sqrt(np.pi) * sigma)
+    return np.clip(np.exp(0.18 * noise), 0.6, 1.6)
+
+
+def _chord_limits(anchor, direction, extent):
+    """Parameters t_in < 0 < t_out where the line anchor + t*direction leaves the box."""
+    with np.errstate(divide="ignore"):
+        t0 = (0.0 - anchor) / direction
+        t1 = (extent - anchor) / direction
+    lo = np.where(np.isfinite(t0), np.minimum(t0, t1), -np.inf)
+    hi = np.where(np.isfinite(t0), np.maximum(t0, t1), np.inf)
+    return float(lo.max()), float(hi.min())
+
+
+def _polyline(rng, start, direction, t_from, t_to, step, wiggle, pin_at):
+    """Points start + t*direction for t in [t_from, t_to], bent by a smooth random walk
+    perpendicular to the direction; the bend is zero at t = pin_at so the curve keeps
+    passing through its anchor (or branch point)."""
+    t = np.arange(t_from, t_to + step, step)
+    disp = _smooth_walk(rng, len(t), step, wiggle)
+    disp -= np.outer(disp @ direction, direction)
+    disp -= disp[np.argmin(np.abs(t - pin_at))]
+    return start + np.outer(t, direction) + disp
+
+
+def _inside(points, extent):
+    return np.all((points >= 0) & (points < extent), axis=1)
+
+
+def neuron_tubes(rng, label, shape_params: CellShape, extent, step, wiggle=1.0):
+    """Tubes (trunk, branches, optional soma) of one neuron, and its anchor point."""
+    extent = np.asarray(extent, float)
+    anchor = extent * rng.uniform(0.1, 0.9, 3)
+    direction = _random_unit_vectors(rng, 1)[0]
+    t_in, t_out = _chord_limits(anchor, direction, extent)
+    # Run past the faces so the tube visibly enters and leaves the volume.
+    pad = 0.1 * float(extent.max())
+    trunk = _polyline(rng, anchor, direction, t_in - pad, t_out + pad, step, wiggle, 0.0)
+    trunk_radius = _radius_profile(rng, len(trunk)) * shape_params.radius
+    tubes = [Tube(trunk, trunk_radius, label)]
+
+    inside = np.flatnonzero(_inside(trunk, extent))
+    lo, hi = shape_params.branches
+    n_branches = int(rng.integers(lo, hi + 1))
+    for _ in range(n_branches if len(inside) else 0):
+        tubes.append(_branch(rng, trunk, trunk_radius, inside, extent, step, wiggle, label))
+
+    if rng.random() < shape_params.soma_p:
+        i = int(np.argmin(np.linalg.norm(trunk - anchor, axis=1)))
+        soma_radius = trunk_radius[i] * rng.uniform(2.0, 2.8)
+        tubes.append(Tube(anchor[None, :], np.array([soma_radius]), label))
+    return tubes, anchor
+
+
+def _branch(rng, trunk, trunk_radius, inside, extent, step, wiggle, label):
+    i = int(rng.choice(inside))
+    tangent = trunk[min(i + 1, len(trunk) - 1)] - trunk[max(i - 1, 0)]
+    tangent /= np.linalg.norm(tangent) or 1.0
+    direction = _random_unit_vectors(rng, 1)[0]
+    # Half the along-trunk component removed: branches leave at a clear angle.
+    direction -= 0.5 * (direction @ tangent) * tangent
+    direction /= np.linalg.norm(direction)
+    length = rng.uniform(0.3, 0.7) * float(extent.max())
+    points = _polyline(rng, trunk[i], direction, 0.0, length, step, wiggle, 0.0)
+    taper = np.linspace(1.0, 0.6, len(points))
+    start = trunk_radius[i] * rng.uniform(0.55, 0.8)
+    radius = start * taper * _radius_profile(rng, len(points))
+    return Tube(points, radius, label)
+
+
+def mean_radius_for_fill(tubes, extent, fill_fraction, unit, limits=(2.0, 10.0)):
+    """Mean tube radius (nm) that makes the tubes fill about `fill_fraction` of the box.
+
+    Randomly placed tubes overlap like a Poisson process, so the union fills
+    1 - exp(-nominal) of the volume; invert that for the nominal (summed) tube volume.
+    """
+    extent = np.asarray(extent, float)
+    weighted_length = 0.0
+    for tube in tubes:
+        if len(tube.points) < 2:
+            continue  # somata: a bonus, not worth a cubic equation
+        seg = np.linalg.norm(np.diff(tube.points, axis=0), axis=1)
+        keep = _inside(tube.points[1:], extent)
+        weighted_length += float(np.sum(seg[keep] * tube.rel_radius[1:][keep] ** 2))
+    nominal = -np.log1p(-fill_fraction)
+    volume = float(np.prod(extent))
+    radius = np.sqrt(nominal * volume / (np.pi * max(weighted_length, 1e-9)))
+    return float(np.clip(radius, limits[0] * unit, limits[1] * unit))
+
+
+def _paint_samples(tubes, mean_radius, spacing, extent):
+    """Ball centres, radii (nm) and labels; sub-sampled to about half a radius apart,
+    which keeps the scallops between balls under 4 % of the radius."""
+    centres, radii, labels = [], [], []
+    fine_step = float(spacing.min())
+    for tube in tubes:
+        radius = tube.rel_radius * mean_radius
+        every = max(1, int(0.5 * radius.min() / fine_step))
+        sel = slice(None, None, every)
+        pts, rad = tube.points[sel], radius[sel]
+        # Balls wholly outside the box paint nothing.
+        near = np.all((pts > -rad[:, None]) & (pts < extent + rad[:, None]), axis=1)
+        centres.append(pts[near])
+        radii.append(rad[near])
+        labels.append(np.full(int(near.sum()), tube.label, np.uint64))
+    return np.concatenate(centres), np.concatenate(radii), np.concatenate(labels)
+
+
+def _stencil(radius, spacing):
+    """Integer voxel offsets that can lie within `radius` (+ one voxel) of a centre."""
+    half = np.ceil(radius / spacing).astype(int) + 1
+    axes = [np.arange(-h, h + 1) for h in half]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    reach = radius + float(np.linalg.norm(spacing))
+    return grid[np.linalg.norm(grid * spacing, axis=1) <= reach]
+
+
+def rasterise(tubes, mean_radius, shape, spacing):
+    """uint32 label volume: each voxel goes to the tube minimising distance / radius."""
+    shape = tuple(int(s) for s in shape)
+    spacing = np.asarray(spacing, float)
+    extent = np.asarray(shape) * spacing
+    centres, radii, labels = _paint_samples(tubes, mean_radius, spacing, extent)
+    owner = np.full(int(np.prod(shape)), _UNPAINTED, np.uint64)
+    strides = np.array([shape[1] * shape[2], shape[2], 1])
+
+    # Balls of similar size share one stencil, so group them by radius.
+    radius_bin = np.ceil(radii / (0.5 * spacing.min()))
+    for value in np.unique(radius_bin):
+        members = np.flatnonzero(radius_bin == value)
+        offsets = _stencil(radii[members].max(), spacing)
+        per_batch = max(1, _BATCH_ENTRIES // len(offsets))
+        for start in range(0, len(members), per_batch):
+            chosen = members[start : start + per_batch]
+            _paint_batch(owner, centres[chosen], radii[chosen], labels[chosen], offsets,
+                         spacing, shape, strides)
+
+    painted = owner != _UNPAINTED
+    out = np.zeros(owner.shape, np.uint32)
+    out[painted] = (owner[painted] & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    return out.reshape(shape)
+
+
+def _paint_batch(owner, centres, radii, labels, offsets, spacing, shape, strides):
+    # Voxel i has its centre at (i + 0.5) * spacing.
+    base = np.floor(centres / spacing).astype(np.int64)
+    voxels = base[:, None, :] + offsets[None, :, :]
+    delta = (voxels + 0.5) * spacing - centres[:, None, :]
+    ratio = np.sqrt(np.einsum("pkd,pkd->pk", delta, delta)) / radii[:, None]
+    ok = (ratio <= 1.0) & np.all((voxels >= 0) & (voxels < np.asarray(shape)), axis=2)
+    flat = voxels[ok] @ strides
+    distance_code = (ratio[ok] * _DISTANCE_SCALE).astype(np.uint64)
+    key = (distance_code << np.uint64(32)) | np.broadcast_to(labels[:, None], ratio.shape)[ok]
+    np.minimum.at(owner, flat, key)
+
+
+def contact_faces(labels):
+    """Face-adjacent voxel pairs with two different neuron labels.
+
+    Returns (a, b): flat indices of the two voxels of every such face; labels at a are
+    always smaller than at b so one unordered pair of neurons sorts together.
+    """
+    shape = labels.shape
+    flat = labels.reshape(-1)
+    firsts, seconds = [], []
+    for axis in range(3):
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[axis] = slice(None, -1)
+        hi[axis] = slice(1, None)
+        a, b = labels[tuple(lo)], labels[tuple(hi)]
+        face = (a != b) & (a > 0) & (b > 0)
+        coords = np.nonzero(face)
+        first = np.ravel_multi_index(coords, shape)
+        step = int(np.prod(shape[axis + 1 :]))
+        firsts.append(first)
+        seconds.append(first + step)
+    a = np.concatenate(firsts)
+    b = np.concatenate(seconds)
+    swap = flat[a] > flat[b]
+    a[swap], b[swap] = b[swap], a[swap]
+    return a, b
