@@ -175,13 +175,12 @@ def _paint_samples(tubes, mean_radius, spacing, extent):
     return np.concatenate(centres), np.concatenate(radii), np.concatenate(labels)
 
 
-def _stencil(radius, spacing):
-    """Integer voxel offsets that can lie within `radius` (+ one voxel) of a centre."""
-    half = np.ceil(radius / spacing).astype(int) + 1
+def ball_offsets(radius, spacing, reach=0.0):
+    """Integer voxel offsets within `radius` + `reach` nm of a voxel centre."""
+    half = np.ceil((radius + reach) / spacing).astype(int)
     axes = [np.arange(-h, h + 1) for h in half]
     grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-    reach = radius + float(np.linalg.norm(spacing))
-    return grid[np.linalg.norm(grid * spacing, axis=1) <= reach]
+    return grid[np.linalg.norm(grid * spacing, axis=1) <= radius + reach]
 
 
 def rasterise(tubes, mean_radius, shape, spacing):
@@ -197,7 +196,8 @@ def rasterise(tubes, mean_radius, shape, spacing):
     radius_bin = np.ceil(radii / (0.5 * spacing.min()))
     for value in np.unique(radius_bin):
         members = np.flatnonzero(radius_bin == value)
-        offsets = _stencil(radii[members].max(), spacing)
+        # A ball centre lies anywhere in its voxel: reach one voxel diagonal further.
+        offsets = ball_offsets(radii[members].max(), spacing, float(np.linalg.norm(spacing)))
         per_batch = max(1, _BATCH_ENTRIES // len(offsets))
         for start in range(0, len(members), per_batch):
             chosen = members[start : start + per_batch]
@@ -249,3 +249,52 @@ def contact_faces(labels):
     swap = flat[a] > flat[b]
     a[swap], b[swap] = b[swap], a[swap]
     return a, b
+
+
+def choose_synapse_sites(rng, labels, synapses_per_contact, connection_p):
+    """Synapses at contact faces between touching neurons.
+
+    Each touching pair is connected with probability `connection_p`, in one direction
+    or (less often) both. The synapse count of a connected direction is lognormal around
+    `synapses_per_contact`, scaled by the square root of the contact area, so bigger
+    contacts carry more synapses and a few pairs carry many (a heavy tail, as in real
+    connectomes). Each synapse occupies one contact face: its pre voxel on the
+    presynaptic side and its post voxel, the face neighbour, on the postsynaptic side.
+
+    Returns flat voxel indices (pre_voxel, post_voxel), both int64.
+    """
+    a, b = contact_faces(labels)
+    flat = labels.reshape(-1)
+    lo_label = flat[a].astype(np.int64)
+    pair = lo_label * (int(flat.max()) + 1) + flat[b]
+    order = np.argsort(pair, kind="stable")
+    a, b, pair = a[order], b[order], pair[order]
+    starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]]) if len(pair) else pair
+    area = np.diff(np.r_[starts, len(pair)])
+
+    n_pairs = len(starts)
+    connected = rng.random(n_pairs) < connection_p
+    # 0: low id -> high id, 1: high -> low, 2: reciprocal
+    direction = rng.choice(3, size=n_pairs, p=[0.4, 0.4, 0.2])
+    spread = 0.9  # lognormal sigma: a mean-preserving heavy tail
+    size_factor = np.sqrt(area / max(float(np.median(area)) if n_pairs else 1.0, 1.0))
+    raw = rng.lognormal(-spread**2 / 2, spread, (n_pairs, 2))
+    counts = np.maximum(1, np.rint(synapses_per_contact * size_factor[:, None] * raw))
+    counts = counts.astype(np.int64)
+
+    pre_sites, post_sites = [], []
+    for k in np.flatnonzero(connected):
+        forward = counts[k, 0] if direction[k] in (0, 2) else 0
+        backward = counts[k, 1] if direction[k] in (1, 2) else 0
+        # One face carries at most one synapse; a small contact caps the count.
+        total = forward + backward
+        if total > area[k]:
+            forward = int(round(forward * area[k] / total))
+            backward = area[k] - forward
+        faces = starts[k] + rng.choice(area[k], size=forward + backward, replace=False)
+        fwd, bwd = faces[:forward], faces[forward:]
+        pre_sites += [a[fwd], b[bwd]]
+        post_sites += [b[fwd], a[bwd]]
+    if not pre_sites:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(pre_sites).astype(np.int64), np.concatenate(post_sites).astype(np.int64)

@@ -18,10 +18,11 @@ import dask.array as da
 import numpy as np
 
 from .formats import hdf5, n5, tiff, zarr_files
-from .formats.common import RawVolume, VolumeError
+from .formats.common import RawVolume, VolumeError, compute_with_progress
 from .formats.ome_writer import write_ome_zarr
 
-__all__ = ["Volume", "VolumeError", "open_volume", "save_volume", "detect_format", "list_datasets", "FORMATS"]
+__all__ = ["Volume", "VolumeError", "open_volume", "save_volume", "detect_format", "list_datasets", "load_into_memory",
+           "FORMATS"]
 
 KINDS = ("em", "exm", "labels")
 
@@ -274,5 +275,8 @@ def save_volume(
     return write_ome_zarr(vol, os.fspath(path), multiscale, ngff_version, overwrite, progress)
 
 
-def as_dask(array) -> da.Array:
-    return array if isinstance(array, da.Array) else da.asarray(array)
+def load_into_memory(vol: Volume, progress: Callable[[int, int], None] | None = None) -> Volume:
+    """The finest level as a numpy array (editable, e.g. to paint labels), with progress."""
+    data = vol.levels[0]
+    array = compute_with_progress(data, progress) if isinstance(data, da.Array) else np.asarray(data)
+    return replace(vol, data=array, metadata={**vol.metadata, "in_memory": True})

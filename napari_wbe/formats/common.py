@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
+import dask
 import dask.array as da
 import numpy as np
+from dask.callbacks import Callback
 
 
 class VolumeError(ValueError):
@@ -143,3 +145,29 @@ def choose_message(path: str, candidates: list[dict]) -> str:
         return f"{path} holds no array with 2 or more dimensions to open."
     listing = ", ".join(f"{c['name']!r} {c['shape']} {c['dtype']}" for c in candidates)
     return f"{path} holds several volumes: {listing}. Choose one with dataset=..."
+
+
+class _TaskProgress(Callback):
+    """Reports finished dask tasks as progress(done, total)."""
+
+    def __init__(self, report: Callable[[int, int], None]):
+        super().__init__()
+        self.report = report
+
+    def _start_state(self, dsk, state):
+        # Keys already in the cache (the source arrays themselves) are not tasks to run.
+        self.total = max(len(dsk) - len(state["cache"]), 1)
+        self.done = 0
+
+    def _posttask(self, key, result, dsk, state, worker_id):
+        self.done = min(self.done + 1, self.total)
+        self.report(self.done, self.total)
+
+
+def compute_with_progress(task, progress: Callable[[int, int], None] | None = None):
+    """dask.compute with a plain progress callback; an exception raised by the callback
+    (e.g. the user cancelled) stops the computation."""
+    if progress is None:
+        return dask.compute(task)[0]
+    with _TaskProgress(progress):
+        return dask.compute(task)[0]

@@ -5,15 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from typing import Callable
-
 import dask
 import dask.array as da
 import numpy as np
 import zarr
-from dask.callbacks import Callback
 
-from .common import VolumeError
+from .common import VolumeError, compute_with_progress
 from .ngff import SUPPORTED_VERSIONS, label_names, labels_group_attrs, multiscale_attrs
 
 # Slices larger than this get another pyramid level, so napari draws a coarse level first.
@@ -152,26 +149,10 @@ def _full_translation(axes: str, translation) -> tuple[float, ...]:
     return tuple(float(next(values)) if a in "zyx" else 0.0 for a in axes)
 
 
-class _ChunkProgress(Callback):
-    """Report finished dask tasks of one level as (done, total) across all levels."""
-
-    def __init__(self, report: Callable[[int, int], None], level: int, n_levels: int):
-        super().__init__()
-        self.report, self.level, self.n_levels = report, level, n_levels
-
-    def _start_state(self, dsk, state):
-        self.total = max(len(dsk), 1)
-        self.done = 0
-
-    def _posttask(self, key, result, dsk, state, worker_id):
-        self.done += 1
-        self.report(self.level * self.total + self.done, self.n_levels * self.total)
-
-
 def _store(source: da.Array, target, progress, level: int, n_levels: int) -> None:
     task = da.store(source, target, lock=False, compute=False)
     if progress is None:
         dask.compute(task)
-    else:
-        with _ChunkProgress(progress, level, n_levels):
-            dask.compute(task)
+        return
+    # Levels are written one after another; report them as one job in thousandths.
+    compute_with_progress(task, lambda done, total: progress(int(1000 * (level + done / total) / n_levels), 1000))

@@ -1,0 +1,444 @@
+"""A synthetic "mini brain" with ground truth for every stage of the pipeline.
+
+``mini_brain()`` builds one small block of neuropil and renders it twice on the same
+voxel grid, as an EM volume and as an expansion-microscopy (ExM) barcode volume, together
+with the truth that decoding, proofreading, connectome extraction and emulation are
+scored against.
+
+The model, in the order it is built:
+
+1. Identity. Every neuron gets a neurotransmitter (ACh most common, then GABA, Glu, a
+   few aminergic), a cell type derived from it (T1..T5, each with its own morphology) and
+   a random barcode: each of ``n_channels`` protein tags is expressed independently with
+   probability ``expression_p`` (at least one per neuron), each at its own brightness.
+   Codes are random, so two neurons can share a code, as in real barcoding experiments.
+2. Geometry (:mod:`napari_wbe.phantom_geometry`). Neurons are branching tubes in
+   physical space: a trunk crossing the volume, 1-3 side branches, sometimes a soma. The
+   tube radius is chosen so the neurons fill ``fill_fraction`` of the volume. Each voxel
+   goes to the nearest tube relative to its radius, so neighbouring neurons touch.
+3. Synapses sit on contact faces between touching neurons: a pre voxel in the
+   presynaptic neuron next to a post voxel in the postsynaptic one. Pairs connect in one
+   direction or both, with heavy-tailed synapse counts. The connectome is exactly the
+   synapse table grouped by (pre, post).
+4. EM: bright cytoplasm with dark organelle-like blobs, dark membranes on every label
+   boundary, greyer extracellular space, synaptic densities and vesicle clouds, blur,
+   noise, slice-to-slice brightness jitter as in FIB-SEM.
+5. ExM barcodes: each expressed tag fills its neuron's cytoplasm; voxels drop out at
+   random (punctate staining), the optics blur it, then background, photon shot noise
+   and read noise are added. Per-voxel thresholding is noisy; denoising plus nearest
+   codeword works.
+
+Everything is drawn from ``np.random.default_rng`` streams spawned from ``seed``, one
+per stage (and per barcode channel), so the same arguments give byte-identical output
+regardless of thread scheduling.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.ndimage import gaussian_filter
+
+from napari_wbe import phantom_geometry as geometry
+from napari_wbe.connectome import NT_SIGN, Connectome
+
+__all__ = ["MiniBrain", "mini_brain", "NT_PROBABILITIES", "CELL_TYPES"]
+
+NT_PROBABILITIES = {"ACh": 0.50, "GABA": 0.22, "Glu": 0.18, "DA": 0.04, "5-HT": 0.03, "OA": 0.03}
+
+# Cell types follow the transmitter (cholinergic cells come thick or thin) so a type
+# means something: it predicts both the sign of the outputs and the morphology.
+CELL_TYPES = {
+    "T1": geometry.CellShape(radius=1.25, branches=(1, 2), soma_p=0.35),  # thick ACh
+    "T2": geometry.CellShape(radius=0.85, branches=(2, 3), soma_p=0.10),  # thin ACh
+    "T3": geometry.CellShape(radius=1.00, branches=(1, 3), soma_p=0.25),  # GABA
+    "T4": geometry.CellShape(radius=1.00, branches=(1, 2), soma_p=0.20),  # Glu
+    "T5": geometry.CellShape(radius=0.70, branches=(2, 3), soma_p=0.05),  # aminergic
+}
+_TYPE_OF_NT = {"GABA": "T3", "Glu": "T4", "DA": "T5", "5-HT": "T5", "OA": "T5"}
+
+# ExM camera model, in counts: tag brightness, background, photon gain, read noise.
+_SIGNAL = 1000.0
+_BACKGROUND = 100.0
+_COUNTS_PER_PHOTON = 20.0
+_READ_NOISE = 10.0
+_STAGES = ("identity", "geometry", "synapses", "em", "barcodes")
+
+
+@dataclass(repr=False)
+class MiniBrain:
+    """A synthetic volume and its ground truth; all arrays share one z, y, x grid.
+
+    em: uint8 (z, y, x) EM rendering.
+    barcode_image: (c, z, y, x) ExM tag channels (uint16 by default, or float32).
+    labels: uint32 (z, y, x) truth; 0 = extracellular space, neuron ids 1..n_neurons.
+    codebook: bool (n_neurons, n_channels); row i is neuron id i + 1.
+    synapses: one row per synapse: pre_z, pre_y, pre_x, post_z, post_y, post_x (voxel
+        indices), pre, post (neuron ids), nt (presynaptic transmitter), confidence.
+    neurons: index neuron_id; columns nt, cell_type, n_voxels, barcode ("0101..").
+    connectome: the synapses grouped by (pre, post).
+    voxel_size: nm per voxel (z, y, x), in tissue units; z includes the anisotropy.
+    expansion_factor: how much the ExM sample was expanded; ``barcode_voxel_size`` is
+        the voxel size in expanded units.
+    """
+
+    em: np.ndarray
+    barcode_image: np.ndarray
+    labels: np.ndarray
+    codebook: np.ndarray
+    synapses: pd.DataFrame
+    neurons: pd.DataFrame
+    connectome: Connectome
+    voxel_size: tuple[float, float, float]
+    expansion_factor: float
+    seed: int | None
+    channel_names: list[str] = field(default_factory=list)
+
+    @property
+    def barcode_voxel_size(self) -> tuple[float, float, float]:
+        return tuple(v * self.expansion_factor for v in self.voxel_size)
+
+    @property
+    def n_neurons(self) -> int:
+        return len(self.neurons)
+
+    def __repr__(self) -> str:
+        return (
+            f"MiniBrain(shape={self.labels.shape}, {self.n_neurons} neurons, "
+            f"{len(self.synapses)} synapses, {self.barcode_image.shape[0]} channels, "
+            f"voxel_size={self.voxel_size}, seed={self.seed})"
+        )
+
+
+def mini_brain(
+    n_neurons: int = 40,
+    shape: tuple[int, int, int] = (48, 192, 192),
+    n_channels: int = 18,
+    seed: int | None = 0,
+    *,
+    voxel_size: tuple[float, float, float] = (8.0, 8.0, 8.0),
+    anisotropy: float = 1.0,
+    expression_p: float = 0.35,
+    noise: float = 1.0,
+    dropout: float = 0.4,
+    expansion_factor: float = 4.0,
+    synapses_per_contact: float = 4.0,
+    connection_p: float = 0.7,
+    fill_fraction: float = 0.55,
+    barcode_dtype: str = "uint16",
+    workers: int | None = None,
+    progress=None,
+) -> MiniBrain:
+    """Build a synthetic mini brain (see the module docstring for the model).
+
+    n_neurons, shape (z, y, x voxels), n_channels (ExM tags), seed: the essentials;
+        the same arguments always give byte-identical output.
+    voxel_size: nm per voxel (z, y, x) before anisotropy; anisotropy > 1 makes z
+        coarser (z voxel = voxel_size[0] * anisotropy), so tissue looks squashed in z.
+    expression_p: probability that a neuron expresses a given tag.
+    noise: multiplies all imaging noise (EM grain, ExM shot and read noise); 0 = none.
+    dropout: fraction of tag voxels that are missing (punctate staining), in [0, 1).
+    expansion_factor: ExM expansion; stored as metadata (barcode_voxel_size).
+    synapses_per_contact: mean synapse count of a connected neuron pair (per direction).
+    connection_p: probability that two touching neurons are connected.
+    fill_fraction: fraction of the volume the neurons should fill (about 0.4-0.7).
+    barcode_dtype: "uint16" (default; camera counts, half the memory: a 128x512x512
+        volume with 18 channels is 1.2 GB instead of 2.4 GB) or "float32".
+    workers: threads that render barcode channels in parallel (default: up to 4).
+    progress: optional callable(fraction, message) called as stages finish.
+    """
+    _validate(
+        n_neurons=n_neurons, shape=shape, n_channels=n_channels, seed=seed,
+        voxel_size=voxel_size, anisotropy=anisotropy, expression_p=expression_p,
+        noise=noise, dropout=dropout, expansion_factor=expansion_factor,
+        synapses_per_contact=synapses_per_contact, connection_p=connection_p,
+        fill_fraction=fill_fraction, barcode_dtype=barcode_dtype, workers=workers,
+        progress=progress,
+    )
+    shape = tuple(int(s) for s in shape)
+    spacing = np.array([voxel_size[0] * anisotropy, voxel_size[1], voxel_size[2]], float)
+    streams = dict(zip(_STAGES, np.random.SeedSequence(seed).spawn(len(_STAGES))))
+    rng = {name: np.random.default_rng(s) for name, s in streams.items()}
+    report = progress or (lambda fraction, message: None)
+
+    neurons, codebook, brightness = _neuron_identities(
+        rng["identity"], n_neurons, n_channels, expression_p
+    )
+    labels = _neuron_labels(rng["geometry"], neurons, shape, spacing, fill_fraction)
+    neurons["n_voxels"] = np.bincount(labels.ravel(), minlength=n_neurons + 1)[1:]
+    report(0.3, "neurons rasterised")
+
+    synapses = _synapse_table(
+        rng["synapses"], labels, neurons, synapses_per_contact, connection_p
+    )
+    connectome = Connectome(neurons=neurons.copy(), edges=edges_from_synapses(synapses, neurons))
+    report(0.4, "synapses placed")
+
+    em = _render_em(rng["em"], labels, synapses, spacing, noise)
+    report(0.55, "EM rendered")
+    barcode_image = _render_barcodes(
+        streams["barcodes"], labels, brightness, spacing, dropout, noise, barcode_dtype,
+        workers, report,
+    )
+    report(1.0, "done")
+    return MiniBrain(
+        em=em, barcode_image=barcode_image, labels=labels, codebook=codebook,
+        synapses=synapses, neurons=neurons, connectome=connectome,
+        voxel_size=tuple(float(v) for v in spacing), expansion_factor=float(expansion_factor),
+        seed=seed, channel_names=[f"tag{c + 1:02d}" for c in range(n_channels)],
+    )
+
+
+def _neuron_identities(rng, n_neurons, n_channels, expression_p):
+    names = list(NT_PROBABILITIES)
+    nt = rng.choice(names, size=n_neurons, p=list(NT_PROBABILITIES.values()))
+    thick = rng.random(n_neurons) < 0.5
+    cell_type = [
+        ("T1" if big else "T2") if t == "ACh" else _TYPE_OF_NT[t] for t, big in zip(nt, thick)
+    ]
+    codebook = rng.random((n_neurons, n_channels)) < expression_p
+    silent = np.flatnonzero(~codebook.any(axis=1))
+    codebook[silent, rng.integers(0, n_channels, len(silent))] = True
+    # Expression levels vary a lot between cells and tags; lognormal keeps them positive.
+    brightness = rng.lognormal(0.0, 0.45, (n_neurons, n_channels)) * codebook
+    neurons = pd.DataFrame(
+        {
+            "nt": nt.astype(str),
+            "cell_type": cell_type,
+            "barcode": ["".join("1" if bit else "0" for bit in row) for row in codebook],
+        },
+        index=pd.Index(np.arange(1, n_neurons + 1, dtype=np.int64), name="neuron_id"),
+    )
+    return neurons, codebook, brightness
+
+
+def _neuron_labels(rng, neurons, shape, spacing, fill_fraction):
+    extent = np.asarray(shape) * spacing
+    unit = float(spacing[1:].min())
+    tubes, anchors = [], []
+    for neuron_id, cell_type in zip(neurons.index, neurons["cell_type"]):
+        own, anchor = geometry.neuron_tubes(
+            rng, int(neuron_id), CELL_TYPES[cell_type], extent, step=unit
+        )
+        tubes += own
+        anchors.append(anchor)
+    radius = geometry.mean_radius_for_fill(tubes, extent, fill_fraction, unit)
+    labels = geometry.rasterise(tubes, radius, shape, spacing)
+    _guarantee_every_neuron(labels, np.array(anchors), spacing)
+    return labels
+
+
+def _guarantee_every_neuron(labels, anchors, spacing):
+    """Give any neuron that was painted over entirely one voxel at its anchor.
+
+    Practically never needed (every trunk passes through an interior anchor), but the
+    contract is that every id is present. The anchor voxel is only taken from a neuron
+    that keeps other voxels; failing that, from the largest neuron.
+    """
+    flat = labels.reshape(-1)
+    counts = np.bincount(flat, minlength=len(anchors) + 1)
+    for neuron_id in np.flatnonzero(counts[1:] == 0) + 1:
+        voxel = np.minimum((anchors[neuron_id - 1] / spacing).astype(int), np.array(labels.shape) - 1)
+        index = int(np.ravel_multi_index(tuple(voxel), labels.shape))
+        if flat[index] != 0 and counts[flat[index]] < 2:
+            index = int(np.flatnonzero(flat == np.argmax(counts[1:]) + 1)[0])
+        counts[flat[index]] -= 1
+        flat[index] = neuron_id
+        counts[neuron_id] += 1
+
+
+def _synapse_table(rng, labels, neurons, synapses_per_contact, connection_p):
+    pre_voxel, post_voxel = geometry.choose_synapse_sites(
+        rng, labels, synapses_per_contact, connection_p
+    )
+    flat = labels.reshape(-1)
+    pre = flat[pre_voxel].astype(np.int64)
+    columns = {}
+    for side, voxels in (("pre", pre_voxel), ("post", post_voxel)):
+        for axis, coord in zip("zyx", np.unravel_index(voxels, labels.shape)):
+            columns[f"{side}_{axis}"] = coord.astype(np.int64)
+    columns["pre"] = pre
+    columns["post"] = flat[post_voxel].astype(np.int64)
+    columns["nt"] = neurons["nt"].reindex(pre).to_numpy(dtype=str) if len(pre) else np.array([], str)
+    # Detector-like confidences: mostly high, never at or below chance.
+    confidence = 0.5 + 0.5 * rng.beta(4.0, 1.5, len(pre))
+    columns["confidence"] = np.clip(confidence, np.nextafter(0.5, 1.0), 1.0)
+    table = pd.DataFrame(columns)
+    order = ["pre", "post", "pre_z", "pre_y", "pre_x"]
+    return table.sort_values(order, kind="stable").reset_index(drop=True)
+
+
+def edges_from_synapses(synapses: pd.DataFrame, neurons: pd.DataFrame) -> pd.DataFrame:
+    """Edge table (pre, post, syn_count, nt, sign) of a synapse table."""
+    counts = synapses.groupby(["pre", "post"], sort=True).size()
+    edges = counts.rename("syn_count").reset_index()
+    edges = edges.astype({"pre": "int64", "post": "int64", "syn_count": "int64"})
+    nt = neurons["nt"].reindex(edges["pre"]).to_numpy(dtype=str)
+    edges["nt"] = pd.Series(nt, dtype=neurons["nt"].dtype)
+    edges["sign"] = np.array([NT_SIGN[t] for t in nt], dtype=np.int8)
+    return edges
+
+
+def _sigma_voxels(physical_sigma, spacing):
+    """Per-axis gaussian sigma in voxels for a sigma in in-plane voxel units."""
+    return tuple(physical_sigma * float(spacing[1:].min()) / spacing)
+
+
+def _unit_std(field_):
+    # The std of a strided sample is plenty to normalise a stationary noise field.
+    return field_ / max(float(field_[::3, ::3, ::3].std()), 1e-12)
+
+
+def _render_em(rng, labels, synapses, spacing, noise):
+    """uint8 FIB-SEM-like rendering of the label volume."""
+    inside = labels > 0
+    # Cells differ a little in how densely they stain; the extracellular space is greyer.
+    shade = np.r_[0.52, rng.normal(0.74, 0.03, int(labels.max()))].astype(np.float32)
+    em = shade[labels]
+    grain = rng.standard_normal(labels.shape, dtype=np.float32)
+    fine = _unit_std(gaussian_filter(grain, _sigma_voxels(0.8, spacing)))
+    coarse = _unit_std(gaussian_filter(grain, _sigma_voxels(2.0, spacing)))
+    del grain
+    em += 0.04 * fine
+    em[inside & (fine > 2.3)] = 0.36  # vesicle-like dots
+    mito = inside & (coarse > 2.2)
+    em[mito] = 0.42 + 0.05 * fine[mito]  # mitochondria-like blobs with inner texture
+    del coarse, mito
+    _paint_synapses(em, fine, labels, synapses, spacing)
+    em[_membranes(labels)] = 0.16
+    gaussian_filter(em, _sigma_voxels(0.7, spacing), output=em)
+    if noise > 0:
+        em += (0.05 * noise) * rng.standard_normal(labels.shape, dtype=np.float32)
+        # FIB-SEM slices differ slightly in brightness as the beam and detector drift.
+        em += (0.012 * noise) * rng.standard_normal((labels.shape[0], 1, 1)).astype(np.float32)
+    np.clip(em * 255.0, 0, 255, out=em)
+    return np.rint(em).astype(np.uint8)
+
+
+def _membranes(labels):
+    """Voxels on either side of a boundary between different labels (2 voxels thick)."""
+    membrane = np.zeros(labels.shape, bool)
+    for axis in range(3):
+        lo = tuple(slice(None, -1) if a == axis else slice(None) for a in range(3))
+        hi = tuple(slice(1, None) if a == axis else slice(None) for a in range(3))
+        boundary = labels[lo] != labels[hi]
+        membrane[lo] |= boundary
+        membrane[hi] |= boundary
+    return membrane
+
+
+def _paint_synapses(em, fine, labels, synapses, spacing):
+    """A dark postsynaptic density and a presynaptic vesicle cloud at every synapse."""
+    for side, radius, level, texture in (("post", 1.5, 0.24, None), ("pre", 4.0, 0.34, 0.6)):
+        if synapses.empty:
+            return
+        offsets = geometry.ball_offsets(radius * float(spacing[1:].min()), spacing)
+        centre = synapses[[f"{side}_z", f"{side}_y", f"{side}_x"]].to_numpy()
+        voxels = (centre[:, None, :] + offsets[None]).reshape(-1, 3)
+        owner = np.repeat(synapses[side].to_numpy(), len(offsets))
+        ok = np.all((voxels >= 0) & (voxels < labels.shape), axis=1)
+        voxels, owner = voxels[ok], owner[ok]
+        where = tuple(voxels.T)
+        ok = labels[where] == owner  # stay inside the synapse's own neuron
+        if texture is not None:
+            ok &= fine[where] > texture
+        em[tuple(voxels[ok].T)] = level
+
+
+def _render_barcodes(seed_sequence, labels, brightness, spacing, dropout, noise, dtype,
+                     workers, report):
+    """(c, z, y, x) ExM tag channels; each channel has its own random stream, so the
+    result does not depend on which thread renders it."""
+    n_channels = brightness.shape[1]
+    out = np.empty((n_channels,) + labels.shape, dtype=np.dtype(dtype))
+    streams = seed_sequence.spawn(n_channels)
+    rng = np.random.default_rng(seed_sequence.spawn(1)[0])
+    background = _BACKGROUND * rng.uniform(0.7, 1.3, n_channels)
+    sigma = _sigma_voxels(1.0, spacing)
+    keep_above = np.uint16(min(round(dropout * 65536), 65535))
+
+    def render(channel):
+        rng = np.random.default_rng(streams[channel])
+        level = np.r_[0.0, brightness[:, channel] * _SIGNAL].astype(np.float32)
+        signal = level[labels]
+        if dropout > 0:
+            signal *= rng.integers(0, 65536, labels.shape, dtype=np.uint16) >= keep_above
+        gaussian_filter(signal, sigma, output=signal, truncate=3.0)
+        signal += np.float32(background[channel])
+        if noise > 0:
+            # Photon shot noise grows with the signal; read noise is a constant floor.
+            std = signal * np.float32(_COUNTS_PER_PHOTON)
+            std += np.float32(_READ_NOISE**2)
+            np.sqrt(std, out=std)
+            std *= np.float32(noise) * rng.standard_normal(labels.shape, dtype=np.float32)
+            signal += std
+            del std
+        if out.dtype == np.uint16:
+            np.clip(signal, 0, 65535, out=signal)
+            np.rint(signal, out=signal)
+        out[channel] = signal
+
+    n_workers = workers or min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        for done, _ in enumerate(pool.map(render, range(n_channels)), start=1):
+            report(0.55 + 0.45 * done / n_channels, f"barcode channel {done}/{n_channels}")
+    return out
+
+
+def _validate(*, n_neurons, shape, n_channels, seed, voxel_size, anisotropy, expression_p,
+              noise, dropout, expansion_factor, synapses_per_contact, connection_p,
+              fill_fraction, barcode_dtype, workers, progress):
+    """Raise ValueError naming the bad argument and the fix, before any work is done."""
+
+    def is_int(x):
+        return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+    def is_number(x):
+        return isinstance(x, (int, float, np.number)) and not isinstance(x, (bool, np.bool_)) \
+            and np.isfinite(x)
+
+    def need(ok, message):
+        if not ok:
+            raise ValueError(message)
+
+    need(is_int(n_neurons) and n_neurons >= 1,
+         f"n_neurons must be a whole number >= 1, got {n_neurons!r}.")
+    need(isinstance(shape, (tuple, list, np.ndarray)) and len(shape) == 3
+         and all(is_int(s) and s >= 8 for s in shape),
+         f"shape must be 3 whole numbers (z, y, x), each >= 8 voxels, got {shape!r}; "
+         "e.g. shape=(48, 192, 192).")
+    need(n_neurons <= int(np.prod(shape)) // 64,
+         f"{n_neurons} neurons do not fit in a {tuple(shape)} volume; use at most "
+         f"{int(np.prod(shape)) // 64} (64 voxels per neuron) or a bigger shape.")
+    need(is_int(n_channels) and n_channels >= 1,
+         f"n_channels must be a whole number >= 1, got {n_channels!r}.")
+    need(seed is None or (is_int(seed) and seed >= 0),
+         f"seed must be a non-negative whole number (or None for a random one), got {seed!r}.")
+    need(isinstance(voxel_size, (tuple, list, np.ndarray)) and len(voxel_size) == 3
+         and all(is_number(v) and v > 0 for v in voxel_size),
+         f"voxel_size must be 3 positive numbers in nm (z, y, x), got {voxel_size!r}.")
+    for name, value, lo, hi, lo_open, hi_open in (
+        ("anisotropy", anisotropy, 0.0, np.inf, True, True),
+        ("expression_p", expression_p, 0.0, 1.0, True, False),
+        ("noise", noise, 0.0, np.inf, False, True),
+        ("dropout", dropout, 0.0, 1.0, False, True),
+        ("expansion_factor", expansion_factor, 0.0, np.inf, True, True),
+        ("synapses_per_contact", synapses_per_contact, 0.0, np.inf, True, True),
+        ("connection_p", connection_p, 0.0, 1.0, False, False),
+        ("fill_fraction", fill_fraction, 0.0, 0.95, True, False),
+    ):
+        above = value > lo if lo_open else value >= lo
+        below = value < hi if hi_open else value <= hi
+        need(is_number(value) and above and below,
+             f"{name} must be a number in {'(' if lo_open else '['}{lo}, {hi}"
+             f"{')' if hi_open else ']'}, got {value!r}.")
+    need(barcode_dtype in ("uint16", "float32", np.uint16, np.float32),
+         f"barcode_dtype must be 'uint16' (half the memory) or 'float32', got {barcode_dtype!r}.")
+    need(workers is None or (is_int(workers) and workers >= 1),
+         f"workers must be a whole number >= 1 or None, got {workers!r}.")
+    need(progress is None or callable(progress),
+         f"progress must be a callable(fraction, message) or None, got {progress!r}.")

@@ -1,0 +1,1 @@
+"""Dock widgets: thin Qt/magicgui views over the core functions of napari_wbe."""
