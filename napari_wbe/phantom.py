@@ -304,9 +304,12 @@ def _render_em(rng, labels, synapses, spacing, noise):
     coarse = _unit_std(gaussian_filter(grain, _sigma_voxels(2.0, spacing)))
     del grain
     em += 0.04 * fine
-    em[inside & (fine > 2.3)] = 0.36  # vesicle-like dots
-    mito = inside & (coarse > 2.2)
-    em[mito] = 0.42 + 0.05 * fine[mito]  # mitochondria-like blobs with inner texture
+    em[inside & (fine > 2.1)] = 0.38  # vesicle-like dots
+    # Mitochondria-like blobs: a dark rim (a thin band of the same smooth field, so no
+    # morphology pass is needed) around a mid-grey, textured matrix.
+    mito = inside & (coarse > 1.9)
+    em[mito] = 0.5 + 0.08 * fine[mito]
+    em[mito & (coarse < 2.05)] = 0.3
     del coarse, mito
     _paint_synapses(em, fine, labels, synapses, spacing)
     em[_membranes(labels)] = 0.16

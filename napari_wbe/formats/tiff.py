@@ -15,7 +15,7 @@ import zarr
 from natsort import natsorted
 from PIL import Image
 
-from .common import RawVolume, VolumeError, lazy, looks_like_labels, nm_per_unit
+from .common import RawVolume, VolumeError, default_axes, lazy, looks_like_labels, nm_per_unit
 
 SLICE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8")
@@ -33,7 +33,9 @@ def read_tiff(path: str) -> RawVolume:
     except (tifffile.TiffFileError, OSError, IndexError) as err:
         raise VolumeError(f"{path} is not a readable TIFF file ({err}).") from err
     if "?" in axes or len(set(axes)) != len(axes):
-        raise VolumeError(f"{path} has TIFF axes {series.axes!r} that napari-wbe cannot map to t, c, z, y, x.")
+        # Generic writers label extra axes "Q": fall back to napari's order; the user can
+        # still say which axis holds channels (open_volume's channel_axis).
+        axes = default_axes(len(series.axes), path)
     store = tifffile.imread(path, aszarr=True)
     array = zarr.open(store, mode="r")
     if isinstance(array, zarr.Group):  # pyramidal TIFF: take the full-resolution level

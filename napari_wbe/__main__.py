@@ -1,0 +1,42 @@
+"""`napari-wbe`: open napari with the mini-brain sample (or your files) and the widgets docked."""
+
+from __future__ import annotations
+
+import argparse
+
+WIDGETS = ("Load volume", "Project")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="napari-wbe", description=__doc__)
+    parser.add_argument("paths", nargs="*", help="volumes or project folders to open instead of the sample")
+    parser.add_argument("--no-sample", action="store_true", help="start without the mini-brain sample")
+    return parser.parse_args(argv)
+
+
+def open_viewer(paths=(), sample: bool = True, show: bool = True):
+    """A viewer with the plugin's widgets docked and the sample (or `paths`) loaded."""
+    import napari
+
+    viewer = napari.Viewer(title="napari-wbe", show=show)
+    for widget in WIDGETS:
+        viewer.window.add_plugin_dock_widget("napari-wbe", widget)
+    if paths:
+        viewer.open(list(paths), plugin="napari-wbe")
+    elif sample:
+        viewer.open_sample("napari-wbe", "mini-brain")
+        viewer.dims.ndisplay = 2
+        viewer.dims.set_current_step(0, viewer.dims.nsteps[0] // 2)
+    return viewer
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    import napari
+
+    open_viewer(args.paths, sample=not args.no_sample)
+    napari.run()
+
+
+if __name__ == "__main__":
+    main()
