@@ -15,18 +15,20 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def open_viewer(paths=(), sample: bool = True, show: bool = True):
-    """A viewer with the plugin's widgets docked and the sample (or `paths`) loaded."""
+    """A new viewer with the plugin's widgets docked and the sample (or `paths`) loaded."""
     import napari
 
-    viewer = napari.Viewer(title="napari-wbe", show=show)
+    return set_up_viewer(napari.Viewer(title="napari-wbe", show=show), paths, sample)
+
+
+def set_up_viewer(viewer, paths=(), sample: bool = True):
     for widget in WIDGETS:
         viewer.window.add_plugin_dock_widget("napari-wbe", widget)
     if paths:
         viewer.open(list(paths), plugin="napari-wbe")
     elif sample:
         viewer.open_sample("napari-wbe", "mini-brain")
-        viewer.dims.ndisplay = 2
-        viewer.dims.set_current_step(0, viewer.dims.nsteps[0] // 2)
+        viewer.dims.axis_labels = ("z", "y", "x")
     return viewer
 
 

@@ -1,36 +1,30 @@
 """A synthetic "mini brain" with ground truth for every stage of the pipeline.
 
-``mini_brain()`` builds one small block of neuropil and renders it twice on the same
-voxel grid, as an EM volume and as an expansion-microscopy (ExM) barcode volume, together
-with the truth that decoding, proofreading, connectome extraction and emulation are
-scored against.
+``mini_brain()`` builds a small block of neuropil and renders it on one voxel grid as an
+EM volume and as an expansion-microscopy (ExM) barcode volume, with the truth that
+decoding, proofreading, connectome extraction and emulation are scored against:
 
-The model, in the order it is built:
-
-1. Identity. Every neuron gets a neurotransmitter (ACh most common, then GABA, Glu, a
-   few aminergic), a cell type derived from it (T1..T5, each with its own morphology) and
-   a random barcode: each of ``n_channels`` protein tags is expressed independently with
-   probability ``expression_p`` (at least one per neuron), each at its own brightness.
-   Codes are random, so two neurons can share a code, as in real barcoding experiments.
-2. Geometry (:mod:`napari_wbe.phantom_geometry`). Neurons are branching tubes in
-   physical space: a trunk crossing the volume, 1-3 side branches, sometimes a soma. The
-   tube radius is chosen so the neurons fill ``fill_fraction`` of the volume. Each voxel
-   goes to the nearest tube relative to its radius, so neighbouring neurons touch.
-3. Synapses sit on contact faces between touching neurons: a pre voxel in the
-   presynaptic neuron next to a post voxel in the postsynaptic one. Pairs connect in one
-   direction or both, with heavy-tailed synapse counts. The connectome is exactly the
-   synapse table grouped by (pre, post).
+1. Identity: a neurotransmitter per neuron (ACh most common, then GABA, Glu, a few
+   aminergic), a cell type derived from it (T1..T5, each with its own morphology) and a
+   random barcode: each of ``n_channels`` tags is expressed with probability
+   ``expression_p`` (at least one), at its own brightness. Codes are random, so two
+   neurons may share one, as in real barcoding experiments.
+2. Geometry (:mod:`napari_wbe.phantom_geometry`): branching tubes in physical space,
+   sized to fill ``fill_fraction`` of the volume; each voxel goes to the nearest tube
+   relative to its radius, so neighbouring neurons touch.
+3. Synapses on contact faces between touching neurons (pre voxel in the presynaptic
+   neuron next to a post voxel in the postsynaptic one); heavy-tailed counts per pair.
+   The connectome is exactly the synapse table grouped by (pre, post).
 4. EM: bright cytoplasm with dark organelle-like blobs, dark membranes on every label
    boundary, greyer extracellular space, synaptic densities and vesicle clouds, blur,
-   noise, slice-to-slice brightness jitter as in FIB-SEM.
-5. ExM barcodes: each expressed tag fills its neuron's cytoplasm; voxels drop out at
-   random (punctate staining), the optics blur it, then background, photon shot noise
-   and read noise are added. Per-voxel thresholding is noisy; denoising plus nearest
-   codeword works.
+   noise and FIB-SEM-like slice-to-slice brightness jitter.
+5. ExM: each expressed tag fills its neuron; voxels drop out (punctate staining), optics
+   blur, then background, shot noise and read noise. Per-voxel thresholding is noisy;
+   denoising plus nearest codeword works.
 
-Everything is drawn from ``np.random.default_rng`` streams spawned from ``seed``, one
-per stage (and per barcode channel), so the same arguments give byte-identical output
-regardless of thread scheduling.
+Every stage (and every barcode channel) draws from its own ``np.random.default_rng``
+stream spawned from ``seed``: the same arguments give byte-identical output whatever
+the thread scheduling.
 """
 
 from __future__ import annotations
@@ -45,8 +39,6 @@ from scipy.ndimage import gaussian_filter
 
 from napari_wbe import phantom_geometry as geometry
 from napari_wbe.connectome import NT_SIGN, Connectome
-
-__all__ = ["MiniBrain", "mini_brain", "NT_PROBABILITIES", "CELL_TYPES"]
 
 NT_PROBABILITIES = {"ACh": 0.50, "GABA": 0.22, "Glu": 0.18, "DA": 0.04, "5-HT": 0.03, "OA": 0.03}
 
@@ -102,13 +94,9 @@ class MiniBrain:
     def barcode_voxel_size(self) -> tuple[float, float, float]:
         return tuple(v * self.expansion_factor for v in self.voxel_size)
 
-    @property
-    def n_neurons(self) -> int:
-        return len(self.neurons)
-
     def __repr__(self) -> str:
         return (
-            f"MiniBrain(shape={self.labels.shape}, {self.n_neurons} neurons, "
+            f"MiniBrain(shape={self.labels.shape}, {len(self.neurons)} neurons, "
             f"{len(self.synapses)} synapses, {self.barcode_image.shape[0]} channels, "
             f"voxel_size={self.voxel_size}, seed={self.seed})"
         )
@@ -136,7 +124,8 @@ def mini_brain(
     """Build a synthetic mini brain (see the module docstring for the model).
 
     n_neurons, shape (z, y, x voxels), n_channels (ExM tags), seed: the essentials;
-        the same arguments always give byte-identical output.
+        the same arguments give byte-identical output. seed=None picks a fresh seed
+        and stores it in the result's ``seed``.
     voxel_size: nm per voxel (z, y, x) before anisotropy; anisotropy > 1 makes z
         coarser (z voxel = voxel_size[0] * anisotropy), so tissue looks squashed in z.
     expression_p: probability that a neuron expresses a given tag.
@@ -151,14 +140,9 @@ def mini_brain(
     workers: threads that render barcode channels in parallel (default: up to 4).
     progress: optional callable(fraction, message) called as stages finish.
     """
-    _validate(
-        n_neurons=n_neurons, shape=shape, n_channels=n_channels, seed=seed,
-        voxel_size=voxel_size, anisotropy=anisotropy, expression_p=expression_p,
-        noise=noise, dropout=dropout, expansion_factor=expansion_factor,
-        synapses_per_contact=synapses_per_contact, connection_p=connection_p,
-        fill_fraction=fill_fraction, barcode_dtype=barcode_dtype, workers=workers,
-        progress=progress,
-    )
+    _validate(dict(locals()))  # first line: locals() are exactly the arguments
+    if seed is None:  # a fresh seed, kept in the result so this brain can be rebuilt
+        seed = int(np.random.SeedSequence().entropy)
     shape = tuple(int(s) for s in shape)
     spacing = np.array([voxel_size[0] * anisotropy, voxel_size[1], voxel_size[2]], float)
     streams = dict(zip(_STAGES, np.random.SeedSequence(seed).spawn(len(_STAGES))))
@@ -168,13 +152,13 @@ def mini_brain(
     neurons, codebook, brightness = _neuron_identities(
         rng["identity"], n_neurons, n_channels, expression_p
     )
-    labels = _neuron_labels(rng["geometry"], neurons, shape, spacing, fill_fraction)
+    shapes = [CELL_TYPES[t] for t in neurons["cell_type"]]
+    labels = geometry.build_labels(rng["geometry"], shapes, shape, spacing, fill_fraction)
     neurons["n_voxels"] = np.bincount(labels.ravel(), minlength=n_neurons + 1)[1:]
     report(0.3, "neurons rasterised")
 
-    synapses = _synapse_table(
-        rng["synapses"], labels, neurons, synapses_per_contact, connection_p
-    )
+    synapses = _synapse_table(rng["synapses"], labels, neurons, synapses_per_contact,
+                              connection_p)
     connectome = Connectome(neurons=neurons.copy(), edges=edges_from_synapses(synapses, neurons))
     report(0.4, "synapses placed")
 
@@ -216,45 +200,9 @@ def _neuron_identities(rng, n_neurons, n_channels, expression_p):
     return neurons, codebook, brightness
 
 
-def _neuron_labels(rng, neurons, shape, spacing, fill_fraction):
-    extent = np.asarray(shape) * spacing
-    unit = float(spacing[1:].min())
-    tubes, anchors = [], []
-    for neuron_id, cell_type in zip(neurons.index, neurons["cell_type"]):
-        own, anchor = geometry.neuron_tubes(
-            rng, int(neuron_id), CELL_TYPES[cell_type], extent, step=unit
-        )
-        tubes += own
-        anchors.append(anchor)
-    radius = geometry.mean_radius_for_fill(tubes, extent, fill_fraction, unit)
-    labels = geometry.rasterise(tubes, radius, shape, spacing)
-    _guarantee_every_neuron(labels, np.array(anchors), spacing)
-    return labels
-
-
-def _guarantee_every_neuron(labels, anchors, spacing):
-    """Give any neuron that was painted over entirely one voxel at its anchor.
-
-    Practically never needed (every trunk passes through an interior anchor), but the
-    contract is that every id is present. The anchor voxel is only taken from a neuron
-    that keeps other voxels; failing that, from the largest neuron.
-    """
-    flat = labels.reshape(-1)
-    counts = np.bincount(flat, minlength=len(anchors) + 1)
-    for neuron_id in np.flatnonzero(counts[1:] == 0) + 1:
-        voxel = np.minimum((anchors[neuron_id - 1] / spacing).astype(int), np.array(labels.shape) - 1)
-        index = int(np.ravel_multi_index(tuple(voxel), labels.shape))
-        if flat[index] != 0 and counts[flat[index]] < 2:
-            index = int(np.flatnonzero(flat == np.argmax(counts[1:]) + 1)[0])
-        counts[flat[index]] -= 1
-        flat[index] = neuron_id
-        counts[neuron_id] += 1
-
-
 def _synapse_table(rng, labels, neurons, synapses_per_contact, connection_p):
-    pre_voxel, post_voxel = geometry.choose_synapse_sites(
-        rng, labels, synapses_per_contact, connection_p
-    )
+    sites = geometry.choose_synapse_sites(rng, labels, synapses_per_contact, connection_p)
+    pre_voxel, post_voxel = sites
     flat = labels.reshape(-1)
     pre = flat[pre_voxel].astype(np.int64)
     columns = {}
@@ -263,7 +211,7 @@ def _synapse_table(rng, labels, neurons, synapses_per_contact, connection_p):
             columns[f"{side}_{axis}"] = coord.astype(np.int64)
     columns["pre"] = pre
     columns["post"] = flat[post_voxel].astype(np.int64)
-    columns["nt"] = neurons["nt"].reindex(pre).to_numpy(dtype=str) if len(pre) else np.array([], str)
+    columns["nt"] = neurons["nt"].reindex(pre).to_numpy(dtype=str)
     # Detector-like confidences: mostly high, never at or below chance.
     confidence = 0.5 + 0.5 * rng.beta(4.0, 1.5, len(pre))
     columns["confidence"] = np.clip(confidence, np.nextafter(0.5, 1.0), 1.0)
@@ -300,19 +248,21 @@ def _render_em(rng, labels, synapses, spacing, noise):
     shade = np.r_[0.52, rng.normal(0.74, 0.03, int(labels.max()))].astype(np.float32)
     em = shade[labels]
     grain = rng.standard_normal(labels.shape, dtype=np.float32)
-    fine = _unit_std(gaussian_filter(grain, _sigma_voxels(0.8, spacing)))
-    coarse = _unit_std(gaussian_filter(grain, _sigma_voxels(2.0, spacing)))
+    fine = _unit_std(gaussian_filter(grain, _sigma_voxels(1.0, spacing), truncate=3.0))
+    coarse = _unit_std(gaussian_filter(grain, _sigma_voxels(3.0, spacing), truncate=3.0))
     del grain
     em += 0.04 * fine
-    em[inside & (fine > 2.1)] = 0.38  # vesicle-like dots
+    em[inside & (fine > 2.0)] = 0.34  # vesicle-like dots
     # Mitochondria-like blobs: a dark rim (a thin band of the same smooth field, so no
-    # morphology pass is needed) around a mid-grey, textured matrix.
-    mito = inside & (coarse > 1.9)
-    em[mito] = 0.5 + 0.08 * fine[mito]
-    em[mito & (coarse < 2.05)] = 0.3
+    # morphology pass is needed) around a darker, textured matrix.
+    mito = inside & (coarse > 1.7)
+    em[mito] = 0.46 + 0.08 * fine[mito]
+    em[mito & (coarse < 1.85)] = 0.26
     del coarse, mito
     _paint_synapses(em, fine, labels, synapses, spacing)
-    em[_membranes(labels)] = 0.16
+    membrane = geometry.boundary_strength(labels, spacing)
+    em -= membrane * (em - np.float32(0.16))
+    del membrane
     gaussian_filter(em, _sigma_voxels(0.7, spacing), output=em)
     if noise > 0:
         em += (0.05 * noise) * rng.standard_normal(labels.shape, dtype=np.float32)
@@ -320,18 +270,6 @@ def _render_em(rng, labels, synapses, spacing, noise):
         em += (0.012 * noise) * rng.standard_normal((labels.shape[0], 1, 1)).astype(np.float32)
     np.clip(em * 255.0, 0, 255, out=em)
     return np.rint(em).astype(np.uint8)
-
-
-def _membranes(labels):
-    """Voxels on either side of a boundary between different labels (2 voxels thick)."""
-    membrane = np.zeros(labels.shape, bool)
-    for axis in range(3):
-        lo = tuple(slice(None, -1) if a == axis else slice(None) for a in range(3))
-        hi = tuple(slice(1, None) if a == axis else slice(None) for a in range(3))
-        boundary = labels[lo] != labels[hi]
-        membrane[lo] |= boundary
-        membrane[hi] |= boundary
-    return membrane
 
 
 def _paint_synapses(em, fine, labels, synapses, spacing):
@@ -358,8 +296,8 @@ def _render_barcodes(seed_sequence, labels, brightness, spacing, dropout, noise,
     result does not depend on which thread renders it."""
     n_channels = brightness.shape[1]
     out = np.empty((n_channels,) + labels.shape, dtype=np.dtype(dtype))
-    streams = seed_sequence.spawn(n_channels)
-    rng = np.random.default_rng(seed_sequence.spawn(1)[0])
+    *streams, shared = seed_sequence.spawn(n_channels + 1)
+    rng = np.random.default_rng(shared)
     background = _BACKGROUND * rng.uniform(0.7, 1.3, n_channels)
     sigma = _sigma_voxels(1.0, spacing)
     keep_above = np.uint16(min(round(dropout * 65536), 65535))
@@ -392,56 +330,64 @@ def _render_barcodes(seed_sequence, labels, brightness, spacing, dropout, noise,
     return out
 
 
-def _validate(*, n_neurons, shape, n_channels, seed, voxel_size, anisotropy, expression_p,
-              noise, dropout, expansion_factor, synapses_per_contact, connection_p,
-              fill_fraction, barcode_dtype, workers, progress):
+# Allowed ranges of the numeric arguments, in interval notation.
+_RANGES = {
+    "anisotropy": "(0, inf)", "expression_p": "(0, 1]", "noise": "[0, inf)",
+    "dropout": "[0, 1)", "expansion_factor": "(0, inf)", "synapses_per_contact": "(0, inf)",
+    "connection_p": "[0, 1]", "fill_fraction": "(0, 0.95]",
+}
+
+
+def _is_int(x):
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def _is_number(x):
+    real = isinstance(x, (int, float, np.integer, np.floating))
+    return real and not isinstance(x, (bool, np.bool_)) and bool(np.isfinite(x))
+
+
+def _in_interval(value, interval):
+    lo, hi = (float(bound) for bound in interval[1:-1].split(","))
+    above = lo < value if interval[0] == "(" else lo <= value
+    below = value < hi if interval[-1] == ")" else value <= hi
+    return above and below
+
+
+def _triple(value, check):
+    return (isinstance(value, (tuple, list, np.ndarray)) and len(value) == 3
+            and all(check(v) for v in value))
+
+
+def _validate(args):
     """Raise ValueError naming the bad argument and the fix, before any work is done."""
-
-    def is_int(x):
-        return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
-
-    def is_number(x):
-        return isinstance(x, (int, float, np.number)) and not isinstance(x, (bool, np.bool_)) \
-            and np.isfinite(x)
-
-    def need(ok, message):
+    n_neurons, shape, seed = args["n_neurons"], args["shape"], args["seed"]
+    checks = [
+        (_is_int(n_neurons) and n_neurons >= 1, "n_neurons must be a whole number >= 1"),
+        (_is_int(args["n_channels"]) and args["n_channels"] >= 1,
+         "n_channels must be a whole number >= 1"),
+        (_triple(shape, lambda s: _is_int(s) and s >= 8),
+         "shape must be 3 whole numbers (z, y, x), each >= 8 voxels, e.g. (48, 192, 192)"),
+        (seed is None or (_is_int(seed) and seed >= 0),
+         "seed must be a whole number >= 0, or None for a fresh random one"),
+        (_triple(args["voxel_size"], lambda v: _is_number(v) and v > 0),
+         "voxel_size must be 3 positive numbers, nm per voxel (z, y, x)"),
+        *((_is_number(args[name]) and _in_interval(args[name], interval),
+           f"{name} must be a number in {interval}") for name, interval in _RANGES.items()),
+        (args["barcode_dtype"] in ("uint16", "float32", np.uint16, np.float32),
+         "barcode_dtype must be 'uint16' (half the memory) or 'float32'"),
+        (args["workers"] is None or (_is_int(args["workers"]) and args["workers"] >= 1),
+         "workers must be a whole number >= 1, or None"),
+        (args["progress"] is None or callable(args["progress"]),
+         "progress must be a callable(fraction, message), or None"),
+    ]
+    for ok, message in checks:
         if not ok:
-            raise ValueError(message)
-
-    need(is_int(n_neurons) and n_neurons >= 1,
-         f"n_neurons must be a whole number >= 1, got {n_neurons!r}.")
-    need(isinstance(shape, (tuple, list, np.ndarray)) and len(shape) == 3
-         and all(is_int(s) and s >= 8 for s in shape),
-         f"shape must be 3 whole numbers (z, y, x), each >= 8 voxels, got {shape!r}; "
-         "e.g. shape=(48, 192, 192).")
-    need(n_neurons <= int(np.prod(shape)) // 64,
-         f"{n_neurons} neurons do not fit in a {tuple(shape)} volume; use at most "
-         f"{int(np.prod(shape)) // 64} (64 voxels per neuron) or a bigger shape.")
-    need(is_int(n_channels) and n_channels >= 1,
-         f"n_channels must be a whole number >= 1, got {n_channels!r}.")
-    need(seed is None or (is_int(seed) and seed >= 0),
-         f"seed must be a non-negative whole number (or None for a random one), got {seed!r}.")
-    need(isinstance(voxel_size, (tuple, list, np.ndarray)) and len(voxel_size) == 3
-         and all(is_number(v) and v > 0 for v in voxel_size),
-         f"voxel_size must be 3 positive numbers in nm (z, y, x), got {voxel_size!r}.")
-    for name, value, lo, hi, lo_open, hi_open in (
-        ("anisotropy", anisotropy, 0.0, np.inf, True, True),
-        ("expression_p", expression_p, 0.0, 1.0, True, False),
-        ("noise", noise, 0.0, np.inf, False, True),
-        ("dropout", dropout, 0.0, 1.0, False, True),
-        ("expansion_factor", expansion_factor, 0.0, np.inf, True, True),
-        ("synapses_per_contact", synapses_per_contact, 0.0, np.inf, True, True),
-        ("connection_p", connection_p, 0.0, 1.0, False, False),
-        ("fill_fraction", fill_fraction, 0.0, 0.95, True, False),
-    ):
-        above = value > lo if lo_open else value >= lo
-        below = value < hi if hi_open else value <= hi
-        need(is_number(value) and above and below,
-             f"{name} must be a number in {'(' if lo_open else '['}{lo}, {hi}"
-             f"{')' if hi_open else ']'}, got {value!r}.")
-    need(barcode_dtype in ("uint16", "float32", np.uint16, np.float32),
-         f"barcode_dtype must be 'uint16' (half the memory) or 'float32', got {barcode_dtype!r}.")
-    need(workers is None or (is_int(workers) and workers >= 1),
-         f"workers must be a whole number >= 1 or None, got {workers!r}.")
-    need(progress is None or callable(progress),
-         f"progress must be a callable(fraction, message) or None, got {progress!r}.")
+            name = message.split()[0]
+            raise ValueError(f"{message}; got {name}={args[name]!r}.")
+    capacity = int(np.prod(shape)) // 64
+    if n_neurons > capacity:
+        raise ValueError(
+            f"{n_neurons} neurons do not fit in a {tuple(shape)} volume (64 voxels per "
+            f"neuron); use n_neurons <= {capacity} or a bigger shape."
+        )

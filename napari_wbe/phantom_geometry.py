@@ -1,16 +1,14 @@
-"""Geometry of the synthetic mini brain: neurons as branching tubes, and their contacts.
+"""Geometry of the synthetic mini brain (:mod:`napari_wbe.phantom`): neurons as
+branching tubes, their label boundaries and contacts, and the synapse sites on them.
 
-Used by :mod:`napari_wbe.phantom`; kept separate so each file stays small.
+Tubes live in physical units (nm, z, y, x) and are rasterised onto the voxel grid only at
+the end, so an anisotropic grid (coarse z) shows the same tissue squashed in z.
 
-Everything is computed in physical units (nm, axes z, y, x) and only rasterised onto the
-voxel grid at the end, so an anisotropic grid (coarse z) shows the same tissue squashed
-in z rather than different tissue.
-
-A neuron is a set of *tubes*: a trunk that crosses the volume (a smooth random walk
-through an interior anchor point, extended past the faces so it enters and leaves), one
-to three thinner side branches, and optionally a soma (one big ball on the trunk). A tube
-is a dense polyline with a relative radius per point; the absolute radius is chosen once
-for the whole volume so that the neurons fill a target fraction of it, like neuropil.
+A neuron is a set of *tubes*: a trunk crossing the volume (a smooth random walk through
+an interior anchor point, extended past the faces so it enters and leaves), one to three
+thinner side branches and maybe a soma (one big ball on the trunk). A tube is a dense
+polyline with a relative radius per point; one absolute radius for the whole volume
+makes the neurons fill a target fraction of it, like neuropil.
 
 Rasterisation paints one ball per (sub-sampled) polyline point and gives each voxel to
 the tube whose centre is nearest *relative to its radius* (smallest distance / radius).
@@ -155,6 +153,40 @@ def mean_radius_for_fill(tubes, extent, fill_fraction, unit, limits=(2.0, 10.0))
     volume = float(np.prod(extent))
     radius = np.sqrt(nominal * volume / (np.pi * max(weighted_length, 1e-9)))
     return float(np.clip(radius, limits[0] * unit, limits[1] * unit))
+
+
+def build_labels(rng, cell_shapes, shape, spacing, fill_fraction):
+    """uint32 (z, y, x) labels of len(cell_shapes) neurons, ids 1..n, 0 = outside."""
+    extent = np.asarray(shape) * spacing
+    unit = float(spacing[1:].min())
+    tubes, anchors = [], []
+    for neuron_id, cell_shape in enumerate(cell_shapes, start=1):
+        own, anchor = neuron_tubes(rng, neuron_id, cell_shape, extent, step=unit)
+        tubes += own
+        anchors.append(anchor)
+    radius = mean_radius_for_fill(tubes, extent, fill_fraction, unit)
+    labels = rasterise(tubes, radius, shape, spacing)
+    _guarantee_every_neuron(labels, np.array(anchors), spacing)
+    return labels
+
+
+def _guarantee_every_neuron(labels, anchors, spacing):
+    """Give any neuron that was painted over entirely one voxel at its anchor.
+
+    Practically never needed (every trunk passes through an interior anchor), but the
+    contract is that every id is present. The anchor voxel is only taken from a neuron
+    that keeps other voxels; failing that, from the largest neuron.
+    """
+    flat = labels.reshape(-1)
+    counts = np.bincount(flat, minlength=len(anchors) + 1)
+    for neuron_id in np.flatnonzero(counts[1:] == 0) + 1:
+        voxel = np.minimum((anchors[neuron_id - 1] / spacing).astype(int), np.array(labels.shape) - 1)
+        index = int(np.ravel_multi_index(tuple(voxel), labels.shape))
+        if flat[index] != 0 and counts[flat[index]] < 2:
+            index = int(np.flatnonzero(flat == np.argmax(counts[1:]) + 1)[0])
+        counts[flat[index]] -= 1
+        flat[index] = neuron_id
+        counts[neuron_id] += 1
 
 
 def _paint_samples(tubes, mean_radius, extent):
@@ -313,3 +345,21 @@ def choose_synapse_sites(rng, labels, synapses_per_contact, connection_p):
     if not pre_sites:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     return np.concatenate(pre_sites).astype(np.int64), np.concatenate(post_sites).astype(np.int64)
+
+
+def boundary_strength(labels, spacing):
+    """0..1 weight of the voxels on either side of every label boundary (membranes).
+
+    A boundary between z neighbours in an anisotropic volume runs nearly parallel to
+    the section and smears over a thick slice, so it is drawn fainter (in-plane voxel
+    size / z voxel size), as it looks in serial-section EM.
+    """
+    strength = np.zeros(labels.shape, np.float32)
+    weights = np.minimum(1.0, float(spacing[1:].min()) / spacing)
+    for axis in range(3):
+        lo = tuple(slice(None, -1) if a == axis else slice(None) for a in range(3))
+        hi = tuple(slice(1, None) if a == axis else slice(None) for a in range(3))
+        boundary = (labels[lo] != labels[hi]) * np.float32(weights[axis])
+        np.maximum(strength[lo], boundary, out=strength[lo])
+        np.maximum(strength[hi], boundary, out=strength[hi])
+    return strength

@@ -67,7 +67,8 @@ def run_job(
             on_progress(done, total)
 
     job.signals.progressed.connect(show)
-    worker = create_worker(function, job.report, _start_thread=False)
+    # Errors go to on_error (shown in the widget), not re-raised as tracebacks.
+    worker = create_worker(function, job.report, _start_thread=False, _ignore_errors=True)
     worker.returned.connect(on_done)
     worker.errored.connect(on_error)
     worker.finished.connect(bar.close)

@@ -9,4 +9,6 @@ def add_layer_data(viewer, layer_data: list[tuple]) -> list:
     for data, kwargs, layer_type in layer_data:
         added = getattr(viewer, f"add_{layer_type}")(data, **kwargs)
         layers += added if isinstance(added, list) else [added]
+    if viewer.dims.ndim == 3:  # name the sliders as the data's axes, not -3, -2, -1
+        viewer.dims.axis_labels = ("z", "y", "x")
     return layers

@@ -26,9 +26,9 @@ class LoaderWidget(Container):
         self._viewer = napari_viewer
         self._job = None
         self.path = FileEdit(label="Path", mode="r", tooltip="A file; use 'Folder…' for zarr, N5 and slice folders")
-        self.pick_folder = PushButton(text="Folder…", label=" ")
+        self.pick_folder = PushButton(text="Folder…")
         self.format = Label(label="Format", value="–")
-        self.dataset = ComboBox(label="Dataset", choices=[], nullable=True)
+        self.dataset = ComboBox(label="Dataset", choices=[])
         self.found = Label(label="Found", value="")
         self.voxel_size = LineEdit(label="Voxel size (nm)", value="", tooltip="z, y, x in nm, or one number")
         self.voxel_source = Label(label=" ", value="")
@@ -71,8 +71,7 @@ class LoaderWidget(Container):
             return
         self.format.value = fmt
         names = [d["name"] for d in datasets]
-        self._datasets = {d["name"]: d for d in datasets}
-        self.dataset.choices = names
+        self.dataset.choices = [(name or "(the whole file)", name) for name in names]
         self.dataset.enabled = len(names) > 1
         if names:
             self.dataset.value = names[0]
