@@ -76,6 +76,8 @@ class MiniBrain:
     voxel_size: nm per voxel (z, y, x), in tissue units; z includes the anisotropy.
     expansion_factor: how much the ExM sample was expanded; ``barcode_voxel_size`` is
         the voxel size in expanded units.
+    seed: the seed that rebuilds this brain (a fresh one if None was given).
+    channel_names: one name per barcode channel ("tag01", ...).
     """
 
     em: np.ndarray
@@ -87,7 +89,7 @@ class MiniBrain:
     connectome: Connectome
     voxel_size: tuple[float, float, float]
     expansion_factor: float
-    seed: int | None
+    seed: int
     channel_names: list[str] = field(default_factory=list)
 
     @property
@@ -116,7 +118,7 @@ def mini_brain(
     expansion_factor: float = 4.0,
     synapses_per_contact: float = 4.0,
     connection_p: float = 0.7,
-    fill_fraction: float = 0.55,
+    fill_fraction: float = 0.6,
     barcode_dtype: str = "uint16",
     workers: int | None = None,
     progress=None,
@@ -129,7 +131,8 @@ def mini_brain(
     voxel_size: nm per voxel (z, y, x) before anisotropy; anisotropy > 1 makes z
         coarser (z voxel = voxel_size[0] * anisotropy), so tissue looks squashed in z.
     expression_p: probability that a neuron expresses a given tag.
-    noise: multiplies all imaging noise (EM grain, ExM shot and read noise); 0 = none.
+    noise: multiplies the imaging noise (EM detector noise and slice jitter, ExM shot
+        and read noise); 0 = none. Tissue texture stays.
     dropout: fraction of tag voxels that are missing (punctate staining), in [0, 1).
     expansion_factor: ExM expansion; stored as metadata (barcode_voxel_size).
     synapses_per_contact: mean synapse count of a connected neuron pair (per direction).
@@ -138,7 +141,8 @@ def mini_brain(
     barcode_dtype: "uint16" (default; camera counts, half the memory: a 128x512x512
         volume with 18 channels is 1.2 GB instead of 2.4 GB) or "float32".
     workers: threads that render barcode channels in parallel (default: up to 4).
-    progress: optional callable(fraction, message) called as stages finish.
+    progress: optional callable(done, total) called as stages finish (the house
+        convention of every long core function; here in thousandths).
     """
     _validate(dict(locals()))  # first line: locals() are exactly the arguments
     if seed is None:  # a fresh seed, kept in the result so this brain can be rebuilt
@@ -147,7 +151,9 @@ def mini_brain(
     spacing = np.array([voxel_size[0] * anisotropy, voxel_size[1], voxel_size[2]], float)
     streams = dict(zip(_STAGES, np.random.SeedSequence(seed).spawn(len(_STAGES))))
     rng = {name: np.random.default_rng(s) for name, s in streams.items()}
-    report = progress or (lambda fraction, message: None)
+    def report(fraction: float, message: str) -> None:
+        if progress is not None:
+            progress(int(round(1000 * fraction)), 1000)
 
     neurons, codebook, brightness = _neuron_identities(
         rng["identity"], n_neurons, n_channels, expression_p
@@ -245,7 +251,7 @@ def _render_em(rng, labels, synapses, spacing, noise):
     """uint8 FIB-SEM-like rendering of the label volume."""
     inside = labels > 0
     # Cells differ a little in how densely they stain; the extracellular space is greyer.
-    shade = np.r_[0.52, rng.normal(0.74, 0.03, int(labels.max()))].astype(np.float32)
+    shade = np.r_[0.48, rng.normal(0.76, 0.03, int(labels.max()))].astype(np.float32)
     em = shade[labels]
     grain = rng.standard_normal(labels.shape, dtype=np.float32)
     fine = _unit_std(gaussian_filter(grain, _sigma_voxels(1.0, spacing), truncate=3.0))
@@ -274,7 +280,7 @@ def _render_em(rng, labels, synapses, spacing, noise):
 
 def _paint_synapses(em, fine, labels, synapses, spacing):
     """A dark postsynaptic density and a presynaptic vesicle cloud at every synapse."""
-    for side, radius, level, texture in (("post", 1.5, 0.24, None), ("pre", 4.0, 0.34, 0.6)):
+    for side, radius, level, texture in (("post", 1.5, 0.24, None), ("pre", 2.5, 0.34, 1.0)):
         if synapses.empty:
             return
         offsets = geometry.ball_offsets(radius * float(spacing[1:].min()), spacing)
@@ -379,7 +385,7 @@ def _validate(args):
         (args["workers"] is None or (_is_int(args["workers"]) and args["workers"] >= 1),
          "workers must be a whole number >= 1, or None"),
         (args["progress"] is None or callable(args["progress"]),
-         "progress must be a callable(fraction, message), or None"),
+         "progress must be a callable(done, total), or None"),
     ]
     for ok, message in checks:
         if not ok:

@@ -6,9 +6,10 @@ the end, so an anisotropic grid (coarse z) shows the same tissue squashed in z.
 
 A neuron is a set of *tubes*: a trunk crossing the volume (a smooth random walk through
 an interior anchor point, extended past the faces so it enters and leaves), one to three
-thinner side branches and maybe a soma (one big ball on the trunk). A tube is a dense
-polyline with a relative radius per point; one absolute radius for the whole volume
-makes the neurons fill a target fraction of it, like neuropil.
+thinner side branches (more, also of branches, when the volume needs filling) and maybe
+a soma (one big ball on the trunk). A tube is a dense polyline with a relative radius
+per point; one absolute radius for the whole volume makes the neurons fill a target
+fraction of it, like neuropil.
 
 Rasterisation paints one ball per (sub-sampled) polyline point and gives each voxel to
 the tube whose centre is nearest *relative to its radius* (smallest distance / radius).
@@ -53,9 +54,9 @@ def _random_unit_vectors(rng, n):
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def _smooth_walk(rng, n_points, step, wiggle):
+def _smooth_walk(rng, n_points, step):
     """Smooth random displacement (n, 3): a random walk low-passed so tubes bend gently."""
-    steps = rng.standard_normal((n_points, 3)) * (step * wiggle)
+    steps = rng.standard_normal((n_points, 3)) * step
     walk = np.cumsum(steps, axis=0)
     return gaussian_filter1d(walk, sigma=12.0, axis=0, mode="nearest")
 
@@ -79,12 +80,12 @@ def _chord_limits(anchor, direction, extent):
     return float(lo.max()), float(hi.min())
 
 
-def _polyline(rng, start, direction, t_from, t_to, step, wiggle, pin_at):
+def _polyline(rng, start, direction, t_from, t_to, step, pin_at):
     """Points start + t*direction for t in [t_from, t_to], bent by a smooth random walk
     perpendicular to the direction; the bend is zero at t = pin_at so the curve keeps
     passing through its anchor (or branch point)."""
     t = np.arange(t_from, t_to + step, step)
-    disp = _smooth_walk(rng, len(t), step, wiggle)
+    disp = _smooth_walk(rng, len(t), step)
     disp -= np.outer(disp @ direction, direction)
     disp -= disp[np.argmin(np.abs(t - pin_at))]
     return start + np.outer(t, direction) + disp
@@ -94,24 +95,20 @@ def _inside(points, extent):
     return np.all((points >= 0) & (points < extent), axis=1)
 
 
-def neuron_tubes(rng, label, shape_params: CellShape, extent, step, wiggle=1.0):
-    """Tubes (trunk, branches, optional soma) of one neuron, and its anchor point."""
+def neuron_tubes(rng, label, shape_params: CellShape, extent, step):
+    """Tubes (trunk, side branches, optional soma) of one neuron, and its anchor point."""
     extent = np.asarray(extent, float)
-    anchor = extent * rng.uniform(0.1, 0.9, 3)
+    anchor = extent * rng.uniform(0.05, 0.95, 3)
     direction = _random_unit_vectors(rng, 1)[0]
     t_in, t_out = _chord_limits(anchor, direction, extent)
     # Run past the faces so the tube visibly enters and leaves the volume.
     pad = 0.1 * float(extent.max())
-    trunk = _polyline(rng, anchor, direction, t_in - pad, t_out + pad, step, wiggle, 0.0)
+    trunk = _polyline(rng, anchor, direction, t_in - pad, t_out + pad, step, 0.0)
     trunk_radius = _radius_profile(rng, len(trunk)) * shape_params.radius
     tubes = [Tube(trunk, trunk_radius, label)]
-
-    inside = np.flatnonzero(_inside(trunk, extent))
     lo, hi = shape_params.branches
-    n_branches = int(rng.integers(lo, hi + 1))
-    for _ in range(n_branches if len(inside) else 0):
-        tubes.append(_branch(rng, trunk, trunk_radius, inside, extent, step, wiggle, label))
-
+    for _ in range(int(rng.integers(lo, hi + 1))):
+        tubes.append(branch(rng, tubes[0], extent, step))
     if rng.random() < shape_params.soma_p:
         i = int(np.argmin(np.linalg.norm(trunk - anchor, axis=1)))
         soma_radius = trunk_radius[i] * rng.uniform(2.0, 2.8)
@@ -119,53 +116,80 @@ def neuron_tubes(rng, label, shape_params: CellShape, extent, step, wiggle=1.0):
     return tubes, anchor
 
 
-def _branch(rng, trunk, trunk_radius, inside, extent, step, wiggle, label):
-    i = int(rng.choice(inside))
-    tangent = trunk[min(i + 1, len(trunk) - 1)] - trunk[max(i - 1, 0)]
+def branch(rng, parent: Tube, extent, step):
+    """A thinner, tapering tube leaving `parent` at a random point inside the volume."""
+    inside = np.flatnonzero(_inside(parent.points, extent))
+    i = int(rng.choice(inside)) if len(inside) else len(parent.points) // 2
+    tangent = parent.points[min(i + 1, len(parent.points) - 1)] - parent.points[max(i - 1, 0)]
     tangent /= np.linalg.norm(tangent) or 1.0
-    direction = _random_unit_vectors(rng, 1)[0]
-    # Half the along-trunk component removed: branches leave at a clear angle.
+    # Branches spread along the long axes of the box, like laminar arbors; in a thin
+    # slab they would otherwise mostly leave through the near faces at once.
+    direction = _random_unit_vectors(rng, 1)[0] * np.sqrt(extent / extent.max())
+    direction /= np.linalg.norm(direction)
+    # Half the along-parent component removed: branches leave at a clear angle.
     direction -= 0.5 * (direction @ tangent) * tangent
     direction /= np.linalg.norm(direction)
     length = rng.uniform(0.3, 0.7) * float(extent.max())
-    points = _polyline(rng, trunk[i], direction, 0.0, length, step, wiggle, 0.0)
-    taper = np.linspace(1.0, 0.6, len(points))
-    start = trunk_radius[i] * rng.uniform(0.55, 0.8)
-    radius = start * taper * _radius_profile(rng, len(points))
-    return Tube(points, radius, label)
+    points = _polyline(rng, parent.points[i], direction, 0.0, length, step, 0.0)
+    taper = np.linspace(1.0, 0.7, len(points))
+    # Thinner than the parent, but higher-order branches do not dwindle to nothing.
+    start = max(parent.rel_radius[i] * rng.uniform(0.6, 0.85), 0.45)
+    return Tube(points, start * taper * _radius_profile(rng, len(points)), parent.label)
 
 
-def mean_radius_for_fill(tubes, extent, fill_fraction, unit, limits=(2.0, 10.0)):
-    """Mean tube radius (nm) that makes the tubes fill about `fill_fraction` of the box.
-
-    Randomly placed tubes overlap like a Poisson process, so the union fills
-    1 - exp(-nominal) of the volume; invert that for the nominal (summed) tube volume.
-    """
-    extent = np.asarray(extent, float)
-    weighted_length = 0.0
+def _weighted_length(tubes, extent):
+    """Sum over tube segments inside the box of length x relative radius squared: the
+    tube volume, up to the factor pi * mean_radius**2 (somata left out)."""
+    total = 0.0
     for tube in tubes:
-        if len(tube.points) < 2:
-            continue  # somata: a bonus, not worth a cubic equation
-        seg = np.linalg.norm(np.diff(tube.points, axis=0), axis=1)
-        keep = _inside(tube.points[1:], extent)
-        weighted_length += float(np.sum(seg[keep] * tube.rel_radius[1:][keep] ** 2))
-    nominal = -np.log1p(-fill_fraction)
-    volume = float(np.prod(extent))
-    radius = np.sqrt(nominal * volume / (np.pi * max(weighted_length, 1e-9)))
-    return float(np.clip(radius, limits[0] * unit, limits[1] * unit))
+        if len(tube.points) > 1:
+            seg = np.linalg.norm(np.diff(tube.points, axis=0), axis=1)
+            keep = _inside(tube.points[1:], extent)
+            total += float(np.sum(seg[keep] * tube.rel_radius[1:][keep] ** 2))
+    return total
+
+
+def _nominal_fill(fill_fraction):
+    # Randomly placed tubes overlap like a Poisson process: their union fills
+    # 1 - exp(-nominal) of the volume, where nominal is the summed tube volume fraction.
+    return -np.log1p(-fill_fraction)
 
 
 def build_labels(rng, cell_shapes, shape, spacing, fill_fraction):
-    """uint32 (z, y, x) labels of len(cell_shapes) neurons, ids 1..n, 0 = outside."""
+    """uint32 (z, y, x) labels of len(cell_shapes) neurons, ids 1..n, 0 = outside.
+
+    Tubes should stay a few voxels thick whatever the volume (about 6 in-plane voxels
+    at 192 wide, a little more in bigger volumes), so density comes from arbor length:
+    random neurons get extra, also higher-order, branches (up to 8 each) until that
+    radius would fill `fill_fraction`. The radius is then tuned to hit the fill, within
+    [0.6, 2] x the preferred one; a crowd of neurons in a small volume overfills it.
+    """
     extent = np.asarray(shape) * spacing
     unit = float(spacing[1:].min())
-    tubes, anchors = [], []
+    volume = float(np.prod(extent))
+    preferred = 6.0 * unit * (min(shape[1:]) / 192.0) ** 0.25
+    arbors, anchors = [], []
     for neuron_id, cell_shape in enumerate(cell_shapes, start=1):
         own, anchor = neuron_tubes(rng, neuron_id, cell_shape, extent, step=unit)
-        tubes += own
+        arbors.append(own)
         anchors.append(anchor)
-    radius = mean_radius_for_fill(tubes, extent, fill_fraction, unit)
-    labels = rasterise(tubes, radius, shape, spacing)
+
+    needed = _nominal_fill(fill_fraction) * volume / (np.pi * preferred**2)
+    have = _weighted_length([t for arbor in arbors for t in arbor], extent)
+    n_extra = 0
+    while have < needed and n_extra < 8 * len(arbors):
+        arbor = arbors[int(rng.integers(len(arbors)))]
+        parents = [t for t in arbor if len(t.points) > 1]
+        new = branch(rng, parents[int(rng.integers(len(parents)))], extent, unit)
+        arbor.append(new)
+        have += _weighted_length([new], extent)
+        n_extra += 1
+
+    tubes = [t for arbor in arbors for t in arbor]
+    length = max(_weighted_length(tubes, extent), 1e-9)
+    radius = np.sqrt(_nominal_fill(fill_fraction) * volume / (np.pi * length))
+    radius = float(np.clip(radius, max(0.6 * preferred, 1.5 * unit), 2.0 * preferred))
+    labels = rasterise(tubes, radius, shape, spacing, min_radius=1.5 * unit)
     _guarantee_every_neuron(labels, np.array(anchors), spacing)
     return labels
 
@@ -180,7 +204,8 @@ def _guarantee_every_neuron(labels, anchors, spacing):
     flat = labels.reshape(-1)
     counts = np.bincount(flat, minlength=len(anchors) + 1)
     for neuron_id in np.flatnonzero(counts[1:] == 0) + 1:
-        voxel = np.minimum((anchors[neuron_id - 1] / spacing).astype(int), np.array(labels.shape) - 1)
+        voxel = (anchors[neuron_id - 1] / spacing).astype(int)
+        voxel = np.minimum(voxel, np.array(labels.shape) - 1)
         index = int(np.ravel_multi_index(tuple(voxel), labels.shape))
         if flat[index] != 0 and counts[flat[index]] < 2:
             index = int(np.flatnonzero(flat == np.argmax(counts[1:]) + 1)[0])
@@ -189,12 +214,13 @@ def _guarantee_every_neuron(labels, anchors, spacing):
         counts[neuron_id] += 1
 
 
-def _paint_samples(tubes, mean_radius, extent):
+def _paint_samples(tubes, mean_radius, extent, min_radius):
     """Ball centres, radii (nm) and labels, about half a local radius apart along each
     tube: the scallops between balls stay under 4 % of the radius, with few balls."""
     centres, radii, labels = [], [], []
     for tube in tubes:
-        radius = tube.rel_radius * mean_radius
+        # Thinner than ~1.5 voxels a tube breaks up into disconnected voxels.
+        radius = np.maximum(tube.rel_radius * mean_radius, min_radius)
         if len(radius) > 1:
             seg = np.linalg.norm(np.diff(tube.points, axis=0), axis=1)
             progress = np.r_[0.0, np.cumsum(seg / (0.5 * radius[1:]))]
@@ -218,11 +244,12 @@ def ball_offsets(radius, spacing, reach=0.0):
     return grid[np.linalg.norm(grid * spacing, axis=1) <= radius + reach]
 
 
-def rasterise(tubes, mean_radius, shape, spacing):
+def rasterise(tubes, mean_radius, shape, spacing, min_radius=0.0):
     """uint32 label volume: each voxel goes to the tube minimising distance / radius."""
     shape = tuple(int(s) for s in shape)
     spacing = np.asarray(spacing, float)
-    centres, radii, labels = _paint_samples(tubes, mean_radius, np.asarray(shape) * spacing)
+    extent = np.asarray(shape) * spacing
+    centres, radii, labels = _paint_samples(tubes, mean_radius, extent, min_radius)
     owner = np.full(int(np.prod(shape)), _UNPAINTED, np.uint64)
 
     # Balls of similar size share one stencil, so group them by radius. A ball centre
@@ -348,18 +375,22 @@ def choose_synapse_sites(rng, labels, synapses_per_contact, connection_p):
 
 
 def boundary_strength(labels, spacing):
-    """0..1 weight of the voxels on either side of every label boundary (membranes).
+    """0..1 membrane weight: the cell-side voxels of every label boundary.
 
-    A boundary between z neighbours in an anisotropic volume runs nearly parallel to
-    the section and smears over a thick slice, so it is drawn fainter (in-plane voxel
-    size / z voxel size), as it looks in serial-section EM.
+    Two touching cells get a dark line two voxels wide (two membranes and the cleft),
+    a cell next to extracellular space one voxel (one membrane). A boundary between z
+    neighbours lies in the section plane: in an EM slice it is a faint grey smear, not
+    a line, so it gets half the weight, less still when z is coarser than x, y.
     """
     strength = np.zeros(labels.shape, np.float32)
     weights = np.minimum(1.0, float(spacing[1:].min()) / spacing)
+    weights[0] *= 0.5
     for axis in range(3):
         lo = tuple(slice(None, -1) if a == axis else slice(None) for a in range(3))
         hi = tuple(slice(1, None) if a == axis else slice(None) for a in range(3))
-        boundary = (labels[lo] != labels[hi]) * np.float32(weights[axis])
-        np.maximum(strength[lo], boundary, out=strength[lo])
-        np.maximum(strength[hi], boundary, out=strength[hi])
+        first, second = labels[lo], labels[hi]
+        boundary = first != second
+        weight = np.float32(weights[axis])
+        np.maximum(strength[lo], (boundary & (first > 0)) * weight, out=strength[lo])
+        np.maximum(strength[hi], (boundary & (second > 0)) * weight, out=strength[hi])
     return strength

@@ -1,5 +1,9 @@
 """Tests of the synthetic mini brain (napari_wbe.phantom); no display needed."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -40,6 +44,17 @@ def test_every_neuron_present_and_volume_is_dense(mb):
     np.testing.assert_array_equal(ids[1:], np.arange(1, 41))
     fill = np.count_nonzero(mb.labels) / mb.labels.size
     assert 0.35 < fill < 0.8, fill
+
+
+def test_a_neuron_painted_over_gets_its_anchor_voxel_back():
+    from napari_wbe import phantom_geometry
+
+    labels = np.zeros((8, 8, 8), np.uint32)
+    labels[:4], labels[4:] = 1, 2  # neuron 3 lost every voxel
+    anchors = np.array([[8.0, 8, 8], [40, 40, 40], [20, 20, 20]])
+    phantom_geometry._guarantee_every_neuron(labels, anchors, np.array([8.0, 8, 8]))
+    assert labels[2, 2, 2] == 3
+    np.testing.assert_array_equal(np.unique(labels), [1, 2, 3])
 
 
 def test_neuron_table(mb):
@@ -126,7 +141,9 @@ def test_barcode_image_shows_the_codebook(mb):
     image = mb.barcode_image.astype(np.float64)
     ids = np.arange(1, 41)
     flat_labels = mb.labels.ravel()
-    sums = np.stack([np.bincount(flat_labels, weights=ch.ravel(), minlength=41)[1:] for ch in image])
+    sums = np.stack(
+        [np.bincount(flat_labels, weights=ch.ravel(), minlength=41)[1:] for ch in image]
+    )
     means = (sums / mb.neurons["n_voxels"].to_numpy()).T  # (neurons, channels)
     background = np.median(image[:, mb.labels == 0], axis=1)
     contrast = means / background
@@ -182,8 +199,8 @@ def test_float32_barcodes_and_no_noise():
 
 def test_progress_reports_to_the_end():
     seen = []
-    phantom.mini_brain(**SMALL, progress=lambda fraction, message: seen.append(fraction))
-    assert seen and seen[-1] == 1.0 and seen == sorted(seen)
+    phantom.mini_brain(**SMALL, progress=lambda done, total: seen.append((done, total)))
+    assert seen and seen[-1] == (1000, 1000) and seen == sorted(seen)
 
 
 @pytest.mark.parametrize(
@@ -218,7 +235,17 @@ def test_bad_input_is_named(kwargs, words):
 
 
 def test_error_messages_say_how_to_fix():
-    with pytest.raises(ValueError, match=r"\(0, 1\].*got 0"):
+    with pytest.raises(ValueError, match=r"\(0, 1\]; got expression_p=0"):
         phantom.mini_brain(expression_p=0)
     with pytest.raises(ValueError, match=r"e\.g\. \(48, 192, 192\)"):
         phantom.mini_brain(shape=(1, 2, 3))
+
+
+def test_imports_neither_qt_nor_napari():
+    code = (
+        "import sys, napari_wbe.phantom; "
+        "gui = {'napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6'}; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in gui]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])

@@ -34,6 +34,9 @@ def test_calibrated_tiff_is_detected_prefilled_and_loaded(viewer, qtbot, tmp_pat
     _load_and_wait(widget, qtbot, viewer, 1)
     layer = viewer.layers[0]
     np.testing.assert_allclose(layer.scale, (30, 4, 4))
+    world = layer.extent.world  # anisotropy shows: the z extent is 12 slices x 30 nm
+    np.testing.assert_allclose(world[1] - world[0], np.array(em_stack.shape) * (30, 4, 4))
+    assert viewer.dims.axis_labels == ("z", "y", "x")
     assert "Loaded 1 layer" in widget.status.text
     viewer.reset_view()
     assert not_blank(viewer.screenshot(canvas_only=True, flash=False))
@@ -84,14 +87,7 @@ def test_errors_are_shown_in_the_widget_and_nothing_is_added(viewer, qtbot, tmp_
     widget.voxel_size.value = "8, eight, 8"
     _load_and_wait(widget, qtbot, viewer, 0)
     assert "voxel_size must be numbers" in widget.status.text
-    save_screenshot(_grab(widget), "loader_error.png")
-
-
-def _grab(widget) -> np.ndarray:
-    image = widget.native.grab().toImage().convertToFormat(4)  # ARGB32
-    h, w = image.height(), image.width()
-    raw = np.frombuffer(image.constBits().asstring(h * w * 4), np.uint8).reshape(h, w, 4)
-    return raw[..., [2, 1, 0, 3]]
+    save_screenshot(widget.render(), "loader_error.png")
 
 
 def test_real_slice_folder_loads_lazily(viewer, qtbot, shared_data):

@@ -33,10 +33,14 @@ def test_sample_in_3d(viewer, qtbot):
     assert not_blank(viewer.screenshot(canvas_only=True, flash=False))
 
 
-def test_exm_sample_is_one_layer_per_tag(viewer):
+def test_exm_sample_is_one_layer_per_tag(viewer, qtbot):
     viewer.open_sample("napari-wbe", "mini-brain-exm")
     assert len(viewer.layers) == 18
     assert sum(layer.visible for layer in viewer.layers) == 3
+    viewer.reset_view()
+    qtbot.wait(50)
+    assert not_blank(viewer.screenshot(canvas_only=True, flash=False))
+    save_screenshot(viewer.screenshot(canvas_only=True, flash=False), "exm_sample.png")
 
 
 def test_command_line_arguments():
