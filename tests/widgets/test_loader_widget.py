@@ -34,8 +34,8 @@ def test_calibrated_tiff_is_detected_prefilled_and_loaded(viewer, qtbot, tmp_pat
     _load_and_wait(widget, qtbot, viewer, 1)
     layer = viewer.layers[0]
     np.testing.assert_allclose(layer.scale, (30, 4, 4))
-    world = layer.extent.world  # anisotropy shows: the z extent is 12 slices x 30 nm
-    np.testing.assert_allclose(world[1] - world[0], np.array(em_stack.shape) * (30, 4, 4))
+    world = layer.extent.world  # anisotropy shows: z spans 11 steps of 30 nm, y and x steps of 4
+    np.testing.assert_allclose(world[1] - world[0], (np.array(em_stack.shape) - 1) * (30, 4, 4))
     assert viewer.dims.axis_labels == ("z", "y", "x")
     assert "Loaded 1 layer" in widget.status.text
     viewer.reset_view()
