@@ -103,3 +103,19 @@ def test_real_slice_folder_loads_lazily(viewer, qtbot, shared_data):
     qtbot.wait(50)
     assert not_blank(viewer.screenshot(canvas_only=True, flash=False))
     save_screenshot(viewer.screenshot(canvas_only=False, flash=False), "loader_fibsem.png")
+
+
+def test_cancel_stops_a_load_into_memory(viewer, qtbot, tmp_path):
+    import zarr
+
+    path = tmp_path / "big.zarr"
+    array = zarr.create_array(path, shape=(400, 512, 512), dtype="uint8", chunks=(1, 512, 512), zarr_format=2)
+    array[:] = np.random.default_rng(0).integers(0, 255, (400, 512, 512), dtype=np.uint8)
+    widget = _loader(viewer, qtbot)
+    widget.path.value = path
+    widget.in_memory.value = True
+    widget.load.native.click()
+    assert widget.cancel.enabled
+    widget.cancel.native.click()
+    qtbot.waitUntil(lambda: widget.load.enabled, timeout=30_000)
+    assert widget.status.text == "Cancelled." and len(viewer.layers) == 0
