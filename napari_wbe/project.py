@@ -31,7 +31,7 @@ from .connectome import Connectome
 from .formats.common import VolumeError
 from .formats.ome_writer import write_ome_zarr
 from .layer_data import WBE_KEY, features_for_layer, features_from_layer, layer_volume, volume_layer_data
-from .volumes import Volume, open_volume
+from .volumes import Volume, as_volume, open_volume
 
 MANIFEST = "project.json"
 FORMAT_NAME = "napari-wbe project"
@@ -114,24 +114,13 @@ def _check_name(name: str, group: str) -> None:
 
 
 def _as_volume(item, kind, voxel_size, name) -> Volume:
-    if isinstance(item, Volume):
-        vol = item
-    else:
-        array = item
-        ndim = np.ndim(array)
-        axes = {2: "yx", 3: "zyx", 4: "czyx"}.get(ndim)
-        if axes is None:
-            raise ProjectError(f"{name!r} has {ndim} dimensions; give a Volume to say which axes it has.")
-        n_spatial = sum(a in "zyx" for a in axes)
-        size = tuple(voxel_size or (1.0,) * n_spatial)[-n_spatial:]
-        dtype = np.dtype(array.dtype)
-        vol_kind = kind or ("exm" if axes[0] == "c" else "em")
-        vol = Volume(array, axes, size, vol_kind, {"name": name})
-    if kind == "labels" and vol.dtype.kind not in "iub":
-        raise ProjectError(f"labels {name!r} holds {vol.dtype} values; labels must be integers (.astype('uint32')).")
-    if kind == "labels" and vol.kind != "labels":
-        vol = Volume(vol.data, vol.axes, vol.voxel_size, "labels", vol.metadata)
-    return vol
+    """Arrays get the project's voxel size; anything stored as labels must be integer ids."""
+    if not isinstance(item, Volume) and kind is None:
+        kind = "exm" if np.ndim(item) == 4 else "em"  # under `images`, integers are intensities too
+    try:
+        return as_volume(item, voxel_size=None if isinstance(item, Volume) else voxel_size, kind=kind, name=name)
+    except VolumeError as err:
+        raise ProjectError(str(err)) from err
 
 
 def _store_volume(vol: Volume, root: str, group: str, name: str, rev: str) -> dict:

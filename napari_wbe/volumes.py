@@ -22,6 +22,7 @@ from .formats.common import RawVolume, VolumeError, compute_with_progress
 from .formats.ome_writer import write_ome_zarr
 
 __all__ = ["Volume", "VolumeError", "open_volume", "save_volume", "detect_format", "list_datasets", "load_into_memory",
+           "as_volume",
            "FORMATS"]
 
 KINDS = ("em", "exm", "labels")
@@ -197,8 +198,8 @@ def _with_channel_axis(axes: str, channel_axis: int, path: str) -> str:
     channel_axis %= ndim
     if axes[channel_axis] == "c":
         return axes
-    rest = "tzyx"[-(ndim - 1):] if ndim <= 5 else None
-    return rest[:channel_axis] + "c" + rest[channel_axis:]
+    others = "tzyx"[-(ndim - 1):]  # the remaining axes keep napari's order
+    return others[:channel_axis] + "c" + others[channel_axis:]
 
 
 def _check_expansion(expansion_factor) -> float:
@@ -236,6 +237,35 @@ def _broadcast(sizes: tuple[float, ...], n: int) -> tuple[float, ...]:
     return sizes
 
 
+def as_volume(array_or_volume, voxel_size=None, axes: str | None = None, kind: str | None = None,
+              name: str | None = None) -> Volume:
+    """A Volume from an array (axes guessed from its dimensions) or a Volume with overrides.
+
+    Arrays of 32/64-bit integers are taken as labels, 4-D arrays as ExM channels first.
+    Float data given as labels is refused: ids must be integers.
+    """
+    if kind is not None and kind not in KINDS:
+        raise VolumeError(f"kind must be one of {KINDS}, not {kind!r}.")
+    if isinstance(array_or_volume, Volume):
+        vol = array_or_volume
+        vol = replace(vol, voxel_size=_check_voxel_size(voxel_size) or vol.voxel_size, kind=kind or vol.kind,
+                      axes=axes or vol.axes)
+    else:
+        array = array_or_volume
+        axes = axes or {2: "yx", 3: "zyx", 4: "czyx"}.get(np.ndim(array))
+        if axes is None or len(axes) != np.ndim(array):
+            raise VolumeError(f"axes={axes!r} does not fit an array of shape {np.shape(array)}; name each axis.")
+        dtype = np.dtype(array.dtype)
+        kind = kind or ("labels" if dtype.kind in "iu" and dtype.itemsize >= 4 else "exm" if "c" in axes else "em")
+        n_spatial = sum(a in "zyx" for a in axes)
+        size = _broadcast(_check_voxel_size(voxel_size) or (1.0,), n_spatial)
+        vol = Volume(array, axes, size, kind, {"name": name} if name else {})
+    if vol.kind == "labels" and vol.dtype.kind not in "iub":
+        what = f"labels {name!r}" if name else "Labels"
+        raise VolumeError(f"{what} must be integers (one id per neuron); got {vol.dtype}. Use .astype('uint32').")
+    return vol
+
+
 def save_volume(
     array_or_volume,
     path: str | os.PathLike,
@@ -255,23 +285,7 @@ def save_volume(
     leaves no half-written volume and an existing one is only replaced by a whole one.
     Returns the path written.
     """
-    if isinstance(array_or_volume, Volume):
-        vol = array_or_volume
-        vol = replace(vol, voxel_size=_check_voxel_size(voxel_size) or vol.voxel_size, kind=kind or vol.kind)
-        if axes is not None:
-            vol = replace(vol, axes=axes)
-    else:
-        array = array_or_volume
-        axes = axes or {2: "yx", 3: "zyx", 4: "czyx"}.get(np.ndim(array))
-        if axes is None or len(axes) != np.ndim(array):
-            raise VolumeError(f"axes={axes!r} does not fit an array of shape {np.shape(array)}; name each axis.")
-        dtype = np.dtype(array.dtype)
-        kind = kind or ("labels" if dtype.kind in "iu" and dtype.itemsize >= 4 else "exm" if "c" in axes else "em")
-        n_spatial = sum(a in "zyx" for a in axes)
-        size = _broadcast(_check_voxel_size(voxel_size) or (1.0,), n_spatial)
-        vol = Volume(array, axes, size, kind, {})
-    if vol.kind == "labels" and vol.dtype.kind not in "iub":
-        raise VolumeError(f"Labels must be integers to save as labels; got {vol.dtype}. Use .astype('uint32').")
+    vol = as_volume(array_or_volume, voxel_size=voxel_size, axes=axes, kind=kind)
     return write_ome_zarr(vol, os.fspath(path), multiscale, ngff_version, overwrite, progress)
 
 

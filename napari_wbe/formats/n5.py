@@ -12,7 +12,15 @@ import os
 import numpy as np
 import tensorstore as ts
 
-from .common import RawVolume, VolumeError, choose_message, default_axes, lazy, looks_like_labels, voxel_size_from_attrs
+from .common import (
+    RawVolume,
+    VolumeError,
+    choose_message,
+    default_axes,
+    lazy,
+    looks_like_labels,
+    voxel_size_from_attrs,
+)
 
 
 def is_n5(path: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+
 import dask
 import dask.array as da
 import numpy as np

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import TYPE_CHECKING
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, LineEdit, PushButton
 
@@ -13,6 +14,9 @@ from ..volumes import Volume, detect_format, list_datasets, load_into_memory, op
 from ._jobs import Cancelled, run_job
 from ._layers import add_layer_data
 from ._status import StatusArea
+
+if TYPE_CHECKING:
+    import napari
 
 KIND_CHOICES = ["auto", "em", "exm", "labels"]
 CHANNEL_CHOICES = ["auto", "0", "1", "2", "3"]

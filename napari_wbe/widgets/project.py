@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from magicgui.widgets import Container, FileEdit, PushButton
 
@@ -10,6 +11,9 @@ from ..project import open_project, project_from_layer_data, project_layer_data,
 from ._jobs import run_job
 from ._layers import add_layer_data
 from ._status import StatusArea
+
+if TYPE_CHECKING:
+    import napari
 
 
 class ProjectWidget(Container):
