@@ -1,0 +1,175 @@
+"""Per-block steps of barcode decoding: register, normalise, smooth, decode, fill.
+
+Every step is local (a voxel depends on a neighbourhood of known radius), so a block
+read with that much halo gives exactly what the whole volume would: `decode` in
+barcodes.py runs these on one block (numpy) or on many (dask) with the same result.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+from scipy import ndimage as ndi
+
+# Voxels matched to codes in slabs of this many, to bound the (voxels x codes) matrix.
+_SLAB = 1 << 17
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """Everything a block needs besides its voxels (all global, fixed before decoding)."""
+
+    low: np.ndarray  # (C,) background level per channel
+    high: np.ndarray  # (C,) bright level per channel (maps to 1)
+    centroids: np.ndarray  # (K, C) unit vectors, one per code
+    sigma: float  # smoothing, voxels
+    foreground_threshold: float  # on the brightest normalised channel
+    min_similarity: float  # cosine similarity a voxel needs to count as decoded
+    shifts: np.ndarray | None = None  # (C, 3) voxels to move each channel by (round registration)
+    thresholds: np.ndarray | None = None  # (C,) per-channel thresholds for method "threshold"
+    code_numbers: np.ndarray | None = None  # packed codes, for method "threshold"
+    fill_iterations: int = 8
+
+    def smoothing_radius(self) -> int:
+        return int(math.ceil(4.0 * self.sigma)) if self.sigma > 0 else 0
+
+    def shift_radius(self) -> int:
+        return 0 if self.shifts is None else int(math.ceil(np.abs(self.shifts).max())) + 1
+
+
+def prepare(block: np.ndarray, settings: DecodeSettings) -> np.ndarray:
+    """Registered, normalised (0 = background, 1 = bright), smoothed float32 channels."""
+    s = settings
+    x = block.astype(np.float32, copy=False)
+    out = np.empty(x.shape, np.float32)
+    scale = np.maximum(s.high - s.low, 1e-6).astype(np.float32)
+    for c in range(x.shape[0]):
+        channel = x[c]
+        if s.shifts is not None and np.any(s.shifts[c]):
+            channel = ndi.shift(channel, s.shifts[c], order=1, mode="nearest")
+        channel = np.maximum((channel - np.float32(s.low[c])) / scale[c], 0.0)
+        out[c] = ndi.gaussian_filter(channel, s.sigma, mode="reflect") if s.sigma > 0 else channel
+    return out
+
+
+def unit_vectors(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    magnitude = np.sqrt(np.einsum("c...,c...->...", x, x))
+    return x / np.maximum(magnitude, 1e-6), magnitude
+
+
+def foreground(x: np.ndarray, threshold: float) -> np.ndarray:
+    """Voxels where some tag is clearly above background."""
+    return x.max(axis=0) > threshold
+
+
+def nearest_code(u: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the most similar code (cosine) and that similarity, per voxel."""
+    flat = u.reshape(u.shape[0], -1)
+    best = np.empty(flat.shape[1], np.int32)
+    similarity = np.empty(flat.shape[1], np.float32)
+    cent = np.ascontiguousarray(centroids, dtype=np.float32)
+    for start in range(0, flat.shape[1], _SLAB):
+        sims = cent @ flat[:, start:start + _SLAB]
+        best[start:start + _SLAB] = sims.argmax(axis=0)
+        similarity[start:start + _SLAB] = sims.max(axis=0)
+    return best.reshape(u.shape[1:]), similarity.reshape(u.shape[1:])
+
+
+def threshold_code(x: np.ndarray, thresholds: np.ndarray, code_numbers: np.ndarray) -> np.ndarray:
+    """Index into the codebook of each voxel's exact bit pattern, -1 when not in it."""
+    number = np.zeros(x.shape[1:], np.int64)
+    for c in range(x.shape[0]):
+        number |= (x[c] > thresholds[c]).astype(np.int64) << c
+    order = np.argsort(code_numbers)
+    pos = np.clip(np.searchsorted(code_numbers[order], number), 0, len(order) - 1)
+    return np.where(code_numbers[order][pos] == number, order[pos], -1).astype(np.int32)
+
+
+def decode_block(block: np.ndarray, settings: DecodeSettings, method: str) -> np.ndarray:
+    """(3, z, y, x) float32: code (1-based, 0 = none), similarity, foreground."""
+    s = settings
+    x = prepare(block, s)
+    u, _ = unit_vectors(x)
+    fg = foreground(x, s.foreground_threshold)
+    index, similarity = nearest_code(u, s.centroids)
+    if method == "threshold":
+        index = threshold_code(x, s.thresholds, s.code_numbers)
+        confident = fg & (index >= 0)
+    else:
+        confident = fg & (similarity >= s.min_similarity)
+    code = np.where(confident, index + 1, 0)
+    return np.stack([code.astype(np.float32), similarity, fg.astype(np.float32)])
+
+
+def fill_block(block: np.ndarray, codes: np.ndarray, settings: DecodeSettings) -> np.ndarray:
+    """(2, z, y, x) float32: code after filling undecoded foreground, and confidence.
+
+    Voxels on the border between two cells mix both cells' tags and decode poorly; they
+    are filled from the decoded cores outwards, each taking the neighbouring code whose
+    tag profile it matches best.
+    """
+    s = settings
+    x = prepare(block, s)
+    u, _ = unit_vectors(x)
+    fg = foreground(x, s.foreground_threshold)
+    filled = _grow_codes(codes.astype(np.int32), fg, np.ascontiguousarray(u),
+                         np.ascontiguousarray(s.centroids, dtype=np.float32), s.fill_iterations)
+    confidence = _similarity_to(filled, u, s.centroids)
+    return np.stack([filled.astype(np.float32), confidence])
+
+
+def _similarity_to(codes: np.ndarray, u: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    padded = np.vstack([np.zeros((1, centroids.shape[1]), np.float32), centroids.astype(np.float32)])
+    chosen = padded[codes]  # (z, y, x, C)
+    return np.einsum("c...,...c->...", u, chosen).astype(np.float32)
+
+
+@numba.njit(cache=True)
+def _grow_codes(codes, fg, u, centroids, iterations):
+    nz, ny, nx = codes.shape
+    current = codes.copy()
+    for _ in range(iterations):
+        nxt = current.copy()
+        changed = 0
+        for z in range(nz):
+            for y in range(ny):
+                for x in range(nx):
+                    if current[z, y, x] != 0 or not fg[z, y, x]:
+                        continue
+                    best_score = -2.0
+                    best_code = 0
+                    for d in range(6):
+                        zz, yy, xx = z, y, x
+                        if d == 0:
+                            zz = z - 1
+                        elif d == 1:
+                            zz = z + 1
+                        elif d == 2:
+                            yy = y - 1
+                        elif d == 3:
+                            yy = y + 1
+                        elif d == 4:
+                            xx = x - 1
+                        else:
+                            xx = x + 1
+                        if zz < 0 or yy < 0 or xx < 0 or zz >= nz or yy >= ny or xx >= nx:
+                            continue
+                        code = current[zz, yy, xx]
+                        if code == 0:
+                            continue
+                        score = 0.0
+                        for c in range(u.shape[0]):
+                            score += u[c, z, y, x] * centroids[code - 1, c]
+                        if score > best_score or (score == best_score and code < best_code):
+                            best_score = score
+                            best_code = code
+                    if best_code != 0:
+                        nxt[z, y, x] = best_code
+                        changed += 1
+        current = nxt
+        if changed == 0:
+            break
+    return current

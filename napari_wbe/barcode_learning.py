@@ -1,0 +1,166 @@
+"""What decoding fixes before it looks at single voxels: intensity levels, round shifts,
+the codebook (learned when not given) and each code's tag profile.
+
+All of it is computed from a deterministic sample (a strided subsample, or a central
+crop), so a chunked run and an in-memory run start from the very same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import dask.array as da
+import numpy as np
+from skimage.filters import threshold_otsu
+from skimage.registration import phase_cross_correlation
+
+from .barcode_codebook import Codebook, codes_from_counts, pack_bits, unpack_bits
+from .barcode_decoding import DecodeSettings, foreground, nearest_code, prepare, unit_vectors
+
+LEVEL_SAMPLES = 2_000_000  # voxels per channel for the background/bright percentiles
+LEARN_VOXELS = 8_000_000  # voxels of the central crop that codes and profiles are learned on
+REGISTER_SIDE = 128  # side of the central crop used to register rounds
+
+
+def global_levels(stack: da.Array, low_percentile: float = 50.0, high_percentile: float = 99.5):
+    """Background and bright level per channel from a strided subsample; checks the data.
+
+    Each tag is off in most voxels (extracellular space and the cells not expressing it),
+    so the median is the off level: subtracting it puts "off" at 0, where a fixed
+    threshold can tell a weakly expressed tag from none.
+    """
+    n_voxels = math.prod(stack.shape[1:])
+    step = max(1, math.ceil((n_voxels / LEVEL_SAMPLES) ** (1 / 3)))
+    sample = np.asarray(stack[:, ::step, ::step, ::step].compute(), dtype=np.float64).reshape(stack.shape[0], -1)
+    bad = np.flatnonzero(~np.isfinite(sample).all(axis=1))
+    if len(bad):
+        raise ValueError(
+            f"Channels {bad.tolist()} contain NaN or infinite values; replace them (e.g. np.nan_to_num) "
+            "or crop them away before decoding."
+        )
+    low = np.percentile(sample, low_percentile, axis=1)
+    high = np.percentile(sample, high_percentile, axis=1)
+    flat = np.flatnonzero(sample.max(axis=1) <= sample.min(axis=1))
+    if len(flat):
+        raise ValueError(
+            f"Channels {flat.tolist()} are empty (all zero or constant): a round that was not imaged? "
+            "Remove those channels (and their codebook bits)."
+        )
+    dim = np.flatnonzero(high <= low)
+    high[dim] = sample[dim].max(axis=1)  # sparse tags: the percentile still sits on background
+    return low.astype(np.float32), high.astype(np.float32)
+
+
+def central_crop(array: da.Array, max_voxels: int, spatial_from: int = 1) -> np.ndarray:
+    """The central box of at most `max_voxels` spatial voxels, read into memory."""
+    spatial = array.shape[spatial_from:]
+    factor = min(1.0, (max_voxels / math.prod(spatial)) ** (1 / len(spatial)))
+    sizes = [max(1, int(s * factor)) for s in spatial]
+    index = (slice(None),) * spatial_from + tuple(slice((s - n) // 2, (s - n) // 2 + n) for s, n in zip(spatial, sizes))
+    return np.asarray(array[index])
+
+
+def register_rounds(reference, upsample_factor: int = 10) -> np.ndarray:
+    """(rounds, 3) shifts in voxels that align each round's reference image onto round 0's."""
+    reference = reference if isinstance(reference, da.Array) else da.from_array(np.asarray(reference), chunks=-1)
+    crop = central_crop(reference, REGISTER_SIDE**3).astype(np.float32)
+    shifts = np.zeros((crop.shape[0], 3))
+    for r in range(1, crop.shape[0]):
+        shifts[r] = phase_cross_correlation(crop[0], crop[r], upsample_factor=upsample_factor)[0]
+    return shifts
+
+
+def channel_thresholds(x: np.ndarray, fg: np.ndarray, how) -> np.ndarray:
+    """Per-channel on/off thresholds on normalised intensity, over foreground voxels."""
+    if not isinstance(how, str):
+        values = np.asarray(how, dtype=np.float32)
+        if values.shape != (x.shape[0],):
+            raise ValueError(f"thresholds needs one value per channel ({x.shape[0]}), got shape {values.shape}.")
+        return values
+    if how not in ("otsu", "mean"):
+        raise ValueError(f"thresholds must be 'otsu', 'mean' or one value per channel, not {how!r}.")
+    inside = x[:, fg]
+    if how == "mean":  # as in the PRISM analysis: each channel binarised at its mean
+        return inside.mean(axis=1).astype(np.float32)
+    return np.array([threshold_otsu(channel) for channel in inside], dtype=np.float32)
+
+
+def learn_codebook(stack, settings: DecodeSettings, book: Codebook | None, thresholds, min_support: int,
+                   fold_ratio: float, code_threshold: float = 0.08, iterations: int = 3,
+                   candidate_support: int = 30) -> tuple[Codebook, DecodeSettings]:
+    """The given codebook, or codes learned from the central crop; plus channel thresholds.
+
+    Single voxels binarise badly (dropout, shot noise, weak tags), so codes are learned
+    from regions: candidate codes are the bit patterns that a voxel shares with all six
+    neighbours (inside a cell they agree; borders mixing two cells' tags do not); then,
+    a few times over, voxels go to the most similar candidate and each candidate's code is
+    re-read from the mean intensity of its interior voxels, where noise has averaged out.
+    """
+    x = prepare(central_crop(stack, LEARN_VOXELS), settings)
+    fg = foreground(x, settings.foreground_threshold)
+    if not fg.any():
+        raise ValueError(
+            f"No voxel is above foreground_threshold={settings.foreground_threshold} in the learning crop; "
+            "lower it or check the channels."
+        )
+    levels = channel_thresholds(x, fg, thresholds)
+    settings = replace(settings, thresholds=levels)
+    if book is not None:
+        return book, settings
+    n_bits = x.shape[0]
+    numbers = pack_bits(np.moveaxis(x > levels[:, None, None, None], 0, -1))
+    candidates, support = np.unique(numbers[_interior(numbers, fg)], return_counts=True)
+    keep = (candidates != 0) & (support >= candidate_support)
+    candidates, support = candidates[keep], support[keep]
+    u, _ = unit_vectors(x)
+    flat_x = x.reshape(n_bits, -1)
+    for _ in range(iterations):
+        codes = unpack_bits(candidates, n_bits).astype(np.float32)
+        index, similarity = nearest_code(u, codes / np.linalg.norm(codes, axis=1, keepdims=True))
+        assigned = np.where(fg & (similarity >= settings.min_similarity), index, -1)
+        inside = _interior(assigned, assigned >= 0).ravel()
+        votes = assigned.ravel()[inside]
+        support = np.bincount(votes, minlength=len(candidates))
+        sums = np.stack([np.bincount(votes, weights=flat_x[c, inside], minlength=len(candidates))
+                         for c in range(n_bits)], axis=1)
+        seen = support > 0
+        reread = pack_bits(sums[seen] / support[seen, None] > code_threshold)
+        candidates, inverse = np.unique(reread, return_inverse=True)
+        support = np.bincount(inverse, weights=support[seen]).astype(np.int64)
+        keep = candidates != 0
+        candidates, support = candidates[keep], support[keep]
+    return codes_from_counts(candidates, support, n_bits, min_support, fold_ratio), settings
+
+
+def _interior(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Valid voxels whose value equals that of all six face neighbours."""
+    inside = valid.copy()
+    for axis in range(values.ndim):
+        for step in (1, -1):
+            inside &= values == np.roll(values, step, axis=axis)
+    return inside
+
+
+def refine_centroids(stack, settings: DecodeSettings, book: Codebook, iterations: int = 2,
+                     min_voxels: int = 20) -> DecodeSettings:
+    """Each code's tag profile: the mean unit vector of the voxels confidently decoded to it.
+
+    Tags are expressed at different levels, so a cell's intensity vector is not its binary
+    code; matching against measured profiles decodes far more voxels than the bare code.
+    """
+    centroids = book.unit_vectors()
+    x = prepare(central_crop(stack, LEARN_VOXELS), settings)
+    u, _ = unit_vectors(x)
+    fg = foreground(x, settings.foreground_threshold).ravel()
+    flat = u.reshape(u.shape[0], -1)
+    for _ in range(iterations):
+        index, similarity = nearest_code(u, centroids)
+        index, confident = index.ravel(), fg & (similarity.ravel() >= settings.min_similarity)
+        counts = np.bincount(index[confident], minlength=len(centroids))
+        sums = np.stack([np.bincount(index[confident], weights=flat[c, confident], minlength=len(centroids))
+                         for c in range(flat.shape[0])], axis=1)
+        enough = counts >= min_voxels
+        sums[enough] /= np.linalg.norm(sums[enough], axis=1, keepdims=True)
+        centroids = np.where(enough[:, None], sums, centroids).astype(np.float32)
+    return replace(settings, centroids=centroids)

@@ -1,0 +1,290 @@
+"""Decode multi-round ExM barcode channels into a cell-identity label volume.
+
+    res = decode(image)                              # (c, z, y, x); codebook learned from the data
+    res = decode(image, codebook="codebook.csv")     # MERlin CSV, SpaceTx JSON or an array
+    res = decode(image, fragments=watershed)         # barcode-guided agglomeration
+    res.labels, res.table, res.codebook, res.confidence, res.report
+
+The steps (after Shiu-era PRISM analysis and MERlin/starfish pixel decoding):
+1. optional round registration: a reference stain re-imaged every round gives each
+   round's shift (phase cross-correlation, sub-voxel), undone before anything else;
+2. per-channel normalisation: a low percentile is background (0), a high one bright (1);
+3. light smoothing, then per voxel the nearest code by cosine similarity ("metric") or the
+   exact bit pattern above per-channel thresholds ("threshold"), inside a foreground mask;
+   the codes' tag profiles (centroids) are refined from confidently decoded voxels;
+4. identity: each code's voxels split into connected pieces, small pieces dropped; the
+   undecoded border voxels between cells are filled from the cores by best profile match;
+   touching pieces of one code join, so two cells sharing a code stay apart when apart.
+Every step is local or a chunk-wise reduction, so a dask volume larger than memory
+decodes chunk by chunk to exactly the labels of an in-memory run.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Callable
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+
+from .barcode_codebook import Codebook, CodebookError, as_codebook, collision_report, pack_bits
+from .barcode_decoding import DecodeSettings, decode_block, fill_block
+from .barcode_learning import global_levels, learn_codebook, refine_centroids, register_rounds
+from .chunked_labels import label_equal_values, label_means
+from .formats.common import compute_with_progress
+
+__all__ = ["decode", "DecodeResult", "Codebook", "CodebookError", "register_rounds", "learn_codebook"]
+
+METHODS = ("metric", "threshold")
+# Volumes up to this many voxels decode as one block; larger ones chunk by chunk.
+ONE_BLOCK_VOXELS = 32_000_000
+DEFAULT_CHUNKS = (64, 256, 256)
+_META = np.empty((0, 0, 0, 0), np.float32)  # spares dask a trial call on empty blocks
+
+
+@dataclass
+class DecodeResult:
+    labels: object  # uint32 (z, y, x), 0 = background; numpy, or dask over `out`
+    table: pd.DataFrame  # one row per label
+    codebook: Codebook
+    confidence: object  # float32 (z, y, x): cosine similarity to the assigned code
+    report: dict = field(default_factory=dict)
+
+
+def decode(
+    image,
+    channel_axis: int | None = 0,
+    codebook=None,
+    method: str = "metric",
+    *,
+    reference=None,
+    reference_channels=None,
+    round_of_channel=None,
+    sigma: float = 0.5,
+    foreground_threshold: float = 0.25,
+    min_similarity: float = 0.8,
+    thresholds="mean",
+    min_size: int = 50,
+    fill_iterations: int = 8,
+    min_support: int = 200,
+    fold_ratio: float = 5.0,
+    fragments=None,
+    chunks=None,
+    out=None,
+    progress: Callable[[int, int], None] | None = None,
+) -> DecodeResult:
+    """Decode barcode channels into labels; see the module docstring for the steps.
+
+    image: (c, z, y, x) with `channel_axis`, or a list of (z, y, x) arrays, one per tag.
+    codebook: None (learn from the data), a Codebook, a file, or a (codes x tags) array.
+    reference / reference_channels + round_of_channel: round registration, from a separate
+        (rounds, z, y, x) reference stack or from channels of `image` (removed before decoding).
+    foreground_threshold: on normalised intensity (0 background, 1 bright).
+    min_similarity: cosine similarity to a code for a voxel to count as decoded.
+    thresholds: "otsu", "mean" or per-channel values, for method="threshold" and learning.
+    fragments: an over-segmentation to agglomerate by barcode instead of decoding voxels.
+    chunks: spatial chunk shape for chunk-wise decoding (default: one block up to 32 M voxels).
+    out: a folder to write the labels to as OME-Zarr (atomically), for volumes beyond memory.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}.")
+    stack, reference_stack, round_of_channel = _channels(image, channel_axis, reference, reference_channels,
+                                                         round_of_channel)
+    book = as_codebook(codebook)
+    if book is not None and book.n_bits != stack.shape[0]:
+        raise CodebookError(
+            f"The codebook has {book.n_bits} bits but the image has {stack.shape[0]} tag channels; "
+            "they must match one to one (drop reference channels from the image or the codebook)."
+        )
+    stages = _Stages(progress)
+    low, high = global_levels(stack)
+    shifts = None
+    if reference_stack is not None:
+        round_shifts = register_rounds(reference_stack)
+        shifts = round_shifts[np.asarray(round_of_channel)]
+    settings = DecodeSettings(low=low, high=high, centroids=np.zeros((1, stack.shape[0]), np.float32),
+                              sigma=float(sigma), foreground_threshold=float(foreground_threshold),
+                              min_similarity=float(min_similarity), shifts=shifts,
+                              fill_iterations=int(fill_iterations))
+    stages.done(1)
+    book, settings = learn_codebook(stack, settings, book, thresholds, min_support, fold_ratio)
+    settings = refine_centroids(stack, settings, book)
+    if method == "threshold":
+        settings = _with_code_numbers(settings, book)
+    stages.done(2)
+    if fragments is not None:
+        from .barcode_fragments import agglomerate
+
+        labels, table = agglomerate(stack, fragments, settings, book, stages)
+        labels, confidence = (_write_results(labels, None, out, None) if out is not None
+                              else (compute_with_progress(labels), None))
+    else:
+        labels, confidence, table = _decode_voxels(stack, settings, method, min_size, chunks, out, stages)
+    table = _describe(table, book)
+    coded = table.loc[table["code_index"] > 0, "code_index"]
+    shared = int((coded.value_counts() > 1).sum())
+    report = collision_report(book.n_bits, float(book.codes.mean()), len(book), found_shared=shared)
+    report |= {"n_labels": len(table), "n_codes": len(book), "shifts": None if shifts is None else shifts.tolist()}
+    stages.done(6)
+    return DecodeResult(labels, table, book, confidence, report)
+
+
+def _channels(image, channel_axis, reference, reference_channels, round_of_channel):
+    if isinstance(image, (list, tuple)):
+        arrays = [a if isinstance(a, da.Array) else da.from_array(np.asarray(a), chunks=-1) for a in image]
+        if len({a.shape for a in arrays}) != 1:
+            raise ValueError(f"The channel arrays differ in shape: {[a.shape for a in arrays]}.")
+        stack = da.stack(arrays)
+    else:
+        if channel_axis is None or np.ndim(image) != 4:
+            raise ValueError(
+                f"Barcode decoding needs one channel per tag: a (c, z, y, x) image with channel_axis, or a "
+                f"list of (z, y, x) arrays; got shape {np.shape(image)} with channel_axis={channel_axis}."
+            )
+        stack = image if isinstance(image, da.Array) else da.from_array(np.asarray(image), chunks=-1)
+        stack = da.moveaxis(stack, channel_axis, 0)
+    if reference_channels is not None:
+        indices = [int(i) for i in np.atleast_1d(reference_channels)]
+        bad = [i for i in indices if not -stack.shape[0] <= i < stack.shape[0]]
+        if bad:
+            raise ValueError(f"reference_channels {bad} are out of range for {stack.shape[0]} channels.")
+        indices = [i % stack.shape[0] for i in indices]
+        reference = stack[indices]
+        stack = stack[[i for i in range(stack.shape[0]) if i not in indices]]
+    if reference is not None:
+        reference = reference if isinstance(reference, da.Array) else da.from_array(np.asarray(reference), chunks=-1)
+        if reference.ndim == 3:
+            reference = reference[None]
+        if round_of_channel is None or len(round_of_channel) != stack.shape[0]:
+            raise ValueError("Round registration needs round_of_channel: the round (0-based) of each tag channel.")
+        if max(round_of_channel) >= reference.shape[0] or min(round_of_channel) < 0:
+            raise ValueError(f"round_of_channel names rounds beyond the {reference.shape[0]} reference images.")
+    return stack, reference, round_of_channel
+
+
+def _with_code_numbers(settings: DecodeSettings, book: Codebook) -> DecodeSettings:
+    from dataclasses import replace
+
+    return replace(settings, code_numbers=pack_bits(book.codes))
+
+
+def _chunked(stack: da.Array, chunks) -> da.Array:
+    spatial = stack.shape[1:]
+    if chunks is None:
+        chunks = spatial if np.prod(spatial) <= ONE_BLOCK_VOXELS else DEFAULT_CHUNKS
+    return stack.rechunk((stack.shape[0],) + tuple(min(c, s) for c, s in zip(chunks, spatial)))
+
+
+def _decode_voxels(stack, settings, method, min_size, chunks, out, stages):
+    stack = _chunked(stack, chunks)
+    halo = settings.smoothing_radius() + settings.shift_radius()
+    depth = {0: 0, 1: halo, 2: halo, 3: halo}
+    spatial_chunks = stack.chunks[1:]
+    with tempfile.TemporaryDirectory(prefix="wbe-decode-") as tmp:
+        store = _Store(tmp, stack)
+        decoded = store.keep(da.map_overlap(decode_block, stack, depth=depth, boundary="none", dtype=np.float32,
+                                            chunks=((3,),) + spatial_chunks, meta=_META, settings=settings, method=method),
+                             "decoded", stages.within(3))
+        codes = decoded[0].astype(np.int32)
+        pieces, _ = label_equal_values(codes, min_size=min_size, persist=store.persister("pieces"))
+        kept_codes = store.keep(_codes_of_pieces(codes, pieces), "kept", None)
+        grow = halo + settings.fill_iterations
+        filled = store.keep(da.map_overlap(fill_block, stack, kept_codes, depth=[
+            {0: 0, 1: grow, 2: grow, 3: grow}, {0: grow, 1: grow, 2: grow}], boundary="none", dtype=np.float32,
+            chunks=((2,),) + spatial_chunks, meta=_META, settings=settings), "filled", stages.within(4))
+        labels, table = label_equal_values(filled[0].astype(np.int32), min_size=min_size,
+                                           persist=store.persister("final"))
+        labels = labels if isinstance(labels, da.Array) else da.from_array(labels, chunks=spatial_chunks)
+        confidence = da.where(labels > 0, filled[1], np.float32(0)).astype(np.float32)
+        table["mean_confidence"] = label_means(labels, confidence, table["label"].to_numpy())
+        if out is not None:
+            labels, confidence = _write_results(labels, confidence, out, stages.within(5))
+        else:
+            labels, confidence = compute_with_progress((labels, confidence), stages.within(5))
+    return labels, confidence, table
+
+
+def _codes_of_pieces(codes: da.Array, pieces) -> da.Array:
+    """Codes with the pieces smaller than min_size removed."""
+    pieces = pieces if isinstance(pieces, da.Array) else da.from_array(pieces, chunks=codes.chunks)
+    return da.where(pieces > 0, codes, 0).astype(np.int32)
+
+
+class _Store:
+    """Intermediate volumes: in memory for one-block runs, in a temporary zarr otherwise."""
+
+    def __init__(self, folder: str, stack: da.Array):
+        self.folder = folder
+        self.in_memory = stack.npartitions == 1
+
+    def keep(self, array: da.Array, name: str, progress):
+        if self.in_memory:
+            return da.from_array(compute_with_progress(array, progress), chunks=array.chunks)
+        path = os.path.join(self.folder, f"{name}.zarr")
+        compute_with_progress(da.to_zarr(array, path, compute=False, overwrite=True), progress)
+        return da.from_zarr(path)
+
+    def persister(self, name: str):
+        return lambda array: self.keep(array, name, None)
+
+
+def _describe(table: pd.DataFrame, book: Codebook) -> pd.DataFrame:
+    """label, code (bits), code_index (1-based), name, n_voxels, a voxel inside (z, y, x)."""
+    bits, names = [""] + book.bit_strings(), [""] + book.names  # code 0: a fragment left undecoded
+    codes = table["value"].astype(int).to_numpy()
+    out = pd.DataFrame({
+        "label": table["label"].astype(np.int64).to_numpy(),
+        "code": [bits[c] for c in codes],
+        "code_index": codes,
+        "name": [names[c] for c in codes],
+        "n_voxels": table["size"].astype(np.int64).to_numpy(),
+    })
+    if "mean_confidence" in table:
+        out["mean_confidence"] = table["mean_confidence"].to_numpy()
+    return out
+
+
+def _write_results(labels: da.Array, confidence: da.Array, out, progress):
+    """Labels to `out`, confidence beside it (OME-Zarr, atomic), then opened lazily."""
+    from .volumes import open_volume, save_volume
+
+    out = os.fspath(out)
+    confidence_path = _confidence_path(out)
+    for path in (out, confidence_path):
+        if os.path.exists(path):
+            raise FileExistsError(f"{path} already exists; choose a new output folder (nothing is overwritten).")
+    save_volume(labels, out, kind="labels", progress=progress)
+    if confidence is None:
+        return open_volume(out).levels[0], None
+    save_volume(confidence, confidence_path, kind="em")
+    return open_volume(out).levels[0], open_volume(confidence_path).levels[0]
+
+
+def _confidence_path(out: str) -> str:
+    stem = out.rstrip("/")
+    for suffix in (".ome.zarr", ".zarr"):
+        if stem.endswith(suffix):
+            return stem[: -len(suffix)] + "-confidence" + suffix
+    return stem + "-confidence.ome.zarr"
+
+
+class _Stages:
+    """Maps the six stages of decoding onto one progress(done, total) in thousandths."""
+
+    BOUNDS = [0, 20, 80, 400, 550, 850, 950, 1000]
+
+    def __init__(self, progress):
+        self.progress = progress
+
+    def done(self, stage: int) -> None:
+        if self.progress:
+            self.progress(self.BOUNDS[min(stage + 1, 7)], 1000)
+
+    def within(self, stage: int):
+        if self.progress is None:
+            return None
+        start, end = self.BOUNDS[stage], self.BOUNDS[stage + 1]
+        return lambda done, total: self.progress(start + (end - start) * done // max(total, 1), 1000)

@@ -1,0 +1,202 @@
+"""Connected components and label adjacency that work chunk by chunk (dask) and give the
+same answer as a whole-volume computation.
+
+Each chunk is labelled on its own; labels touching across chunk faces are joined with a
+union-find over the face planes; ids are then numbered canonically (by the first voxel of
+each component in C order), so a result does not depend on how the volume was chunked.
+A numpy array is simply one chunk.
+"""
+
+from __future__ import annotations
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from skimage.measure import label as label_components
+
+
+def as_dask(array) -> da.Array:
+    return array if isinstance(array, da.Array) else da.from_array(np.asarray(array), chunks=-1)
+
+
+def _block_offsets(array: da.Array) -> tuple[int, list[np.ndarray]]:
+    """Per-block label offsets that cannot collide: block number x largest block size."""
+    largest = int(np.prod([max(c) for c in array.chunks]))
+    starts = [np.cumsum((0,) + c[:-1]) for c in array.chunks]
+    return largest, starts
+
+
+def _local_labels(values: da.Array) -> da.Array:
+    largest, _ = _block_offsets(values)
+    numblocks = values.numblocks
+
+    def label_block(block, block_info=None):
+        number = np.ravel_multi_index(block_info[0]["chunk-location"], numblocks)
+        local = label_components(block, background=0, connectivity=1).astype(np.int64)
+        return np.where(local > 0, local + number * largest, 0)
+
+    return values.map_blocks(label_block, dtype=np.int64)
+
+
+def _block_stats(local: np.ndarray, values: np.ndarray, origin: tuple[int, ...], shape: tuple[int, ...]):
+    """label, size, value and first global (C-order) voxel index of each label in a block."""
+    flat = local.ravel()
+    order = np.argsort(flat, kind="stable")  # stable: the first occurrence is the lowest index
+    sorted_labels = flat[order]
+    starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
+    labels = sorted_labels[starts]
+    sizes = np.diff(np.r_[starts, len(flat)])
+    first_local = order[starts]
+    coords = np.unravel_index(first_local, local.shape)
+    first_global = np.ravel_multi_index(tuple(c + o for c, o in zip(coords, origin)), shape)
+    value = values.ravel()[first_local]
+    keep = labels != 0
+    return labels[keep], sizes[keep], value[keep], first_global[keep]
+
+
+def _face_pairs(local: da.Array, values: da.Array, same_value: bool) -> list:
+    """Delayed (a, b) label pairs that touch across every chunk face."""
+    tasks = []
+    for axis, chunks in enumerate(local.chunks):
+        for boundary in np.cumsum(chunks)[:-1]:
+            index = [slice(None)] * local.ndim
+            index[axis] = slice(boundary - 1, boundary + 1)
+            tasks.append(dask.delayed(_pairs_across)(local[tuple(index)], values[tuple(index)], axis, same_value))
+    return tasks
+
+
+def _pairs_across(local, values, axis, same_value: bool) -> np.ndarray:
+    a, b = np.take(local, 0, axis=axis).ravel(), np.take(local, 1, axis=axis).ravel()
+    touch = (a != 0) & (b != 0) & (a != b)
+    if same_value:
+        touch &= np.take(values, 0, axis=axis).ravel() == np.take(values, 1, axis=axis).ravel()
+    return np.stack([a[touch], b[touch]], axis=1)
+
+
+def _stats_tasks(local: da.Array, values: da.Array) -> list:
+    _, starts = _block_offsets(local)
+    tasks = []
+    for index in np.ndindex(*local.numblocks):
+        origin = tuple(int(starts[d][i]) for d, i in enumerate(index))
+        tasks.append(dask.delayed(_block_stats)(local.blocks[index], values.blocks[index], origin, local.shape))
+    return tasks
+
+
+def _union(labels: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Component number of each label (labels sorted and unique) given touching pairs."""
+    if len(pairs) == 0:
+        return np.arange(len(labels))
+    a, b = np.searchsorted(labels, pairs[:, 0]), np.searchsorted(labels, pairs[:, 1])
+    graph = coo_matrix((np.ones(len(a), bool), (a, b)), shape=(len(labels), len(labels)))
+    return connected_components(graph, directed=False)[1]
+
+
+def label_equal_values(values, min_size: int = 1, persist=None, progress=None):
+    """Connected regions (face-connected) of equal non-zero value, each a label.
+
+    Returns (labels, table): labels numbered 1..N by the first voxel of each region in C
+    order (uint32, or uint64 if needed; numpy in, numpy out), and a table with one row per
+    label: label, size, value (the region's value), first_index. Regions smaller than
+    `min_size` voxels become 0. `persist(array) -> array` may store the intermediate local
+    labels (e.g. to a temporary zarr) so big volumes are not held in memory.
+    """
+    was_numpy = not isinstance(values, da.Array)
+    values = as_dask(values)
+    local = _local_labels(values)
+    local = persist(local) if persist is not None else local.persist()
+    stats, pairs = dask.compute(_stats_tasks(local, values), _face_pairs(local, values, True))
+    if progress:
+        progress(1, 2)
+    mapping, table = _components(stats, pairs, min_size)
+    labels = relabel(local, mapping["local"].to_numpy(), mapping["label"].to_numpy())
+    if progress:
+        progress(2, 2)
+    return (labels.compute() if was_numpy else labels), table
+
+
+def _components(stats: list, pairs: list, min_size: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(local label -> final label) for kept components, and one row per final label."""
+    columns = ("local", "size", "value", "first_index")
+    local = pd.DataFrame({c: np.concatenate([s[i] for s in stats]) for i, c in enumerate(columns)})
+    local = local.sort_values("local", kind="stable").reset_index(drop=True)
+    all_pairs = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64)
+    local["component"] = _union(local["local"].to_numpy(), all_pairs)
+    table = local.groupby("component").agg(size=("size", "sum"), value=("value", "first"),
+                                           first_index=("first_index", "min"))
+    table = table[table["size"] >= min_size].sort_values("first_index", kind="stable")
+    table.insert(0, "label", np.arange(1, len(table) + 1, dtype=np.int64))
+    local["label"] = local["component"].map(table["label"]).fillna(0).astype(np.int64)
+    return local.loc[local["label"] > 0, ["local", "label"]], table.reset_index(drop=True)
+
+
+def relabel(labels, keys: np.ndarray, new_values: np.ndarray, dtype=None):
+    """Map labels through keys -> new_values (keys sorted); anything else becomes 0."""
+    keys = np.asarray(keys, dtype=np.int64)
+    new_values = np.asarray(new_values)
+    if dtype is None:
+        top = int(new_values.max()) if len(new_values) else 0
+        dtype = np.uint32 if top < 2**32 else np.uint64
+
+    def apply(block):
+        if len(keys) == 0:
+            return np.zeros(block.shape, dtype)
+        pos = np.clip(np.searchsorted(keys, block), 0, len(keys) - 1)
+        return np.where(keys[pos] == block, new_values[pos], 0).astype(dtype)
+
+    if isinstance(labels, da.Array):
+        return labels.map_blocks(apply, dtype=dtype)
+    return apply(np.asarray(labels))
+
+
+def touching_pairs(labels) -> np.ndarray:
+    """Unique (a, b) pairs, a < b, of different non-zero labels that share a voxel face."""
+    labels = as_dask(labels)
+    inside = [dask.delayed(_pairs_within)(block) for block in labels.to_delayed().ravel()]
+    across = _face_pairs(labels, labels, False)
+    found = dask.compute(inside + across)[0]
+    pairs = np.concatenate(found) if found else np.zeros((0, 2), np.int64)
+    pairs = np.sort(pairs, axis=1)
+    return np.unique(pairs, axis=0) if len(pairs) else pairs.reshape(0, 2)
+
+
+def _pairs_within(block: np.ndarray) -> np.ndarray:
+    found = []
+    for axis in range(block.ndim):
+        a = np.take(block, np.arange(block.shape[axis] - 1), axis=axis).ravel()
+        b = np.take(block, np.arange(1, block.shape[axis]), axis=axis).ravel()
+        touch = (a != 0) & (b != 0) & (a != b)
+        found.append(np.stack([a[touch], b[touch]], axis=1))
+    return np.concatenate(found).astype(np.int64)
+
+
+def first_voxel_index(labels) -> pd.Series:
+    """The first (C-order) voxel index of each non-zero label: a chunking-proof order."""
+    labels = as_dask(labels)
+    stats = dask.compute(_stats_tasks(labels, labels))[0]
+    table = pd.DataFrame({"label": np.concatenate([s[0] for s in stats]),
+                          "first_index": np.concatenate([s[3] for s in stats])})
+    return table.groupby("label")["first_index"].min()
+
+
+def label_means(labels, values, label_ids: np.ndarray) -> np.ndarray:
+    """Mean of `values` over each label in `label_ids` (0 where a label has no voxel)."""
+    labels, values = as_dask(labels), as_dask(values)
+    tasks = [dask.delayed(_block_sums)(lb, vb) for lb, vb in zip(labels.to_delayed().ravel(),
+                                                                  values.rechunk(labels.chunks).to_delayed().ravel())]
+    found = dask.compute(tasks)[0]
+    ids = np.concatenate([f[0] for f in found]) if found else np.zeros(0, np.int64)
+    sums = pd.DataFrame({"label": ids, "sum": np.concatenate([f[1] for f in found]),
+                         "count": np.concatenate([f[2] for f in found])}).groupby("label").sum()
+    sums = sums.reindex(np.asarray(label_ids), fill_value=0)
+    return (sums["sum"] / sums["count"].where(sums["count"] > 0, 1)).to_numpy()
+
+
+def _block_sums(labels: np.ndarray, values: np.ndarray):
+    ids, inverse = np.unique(labels.ravel(), return_inverse=True)
+    sums = np.bincount(inverse, weights=values.ravel().astype(np.float64), minlength=len(ids))
+    counts = np.bincount(inverse, minlength=len(ids))
+    keep = ids != 0
+    return ids[keep].astype(np.int64), sums[keep], counts[keep]
