@@ -70,11 +70,13 @@ def nearest_code(u: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.n
     flat = u.reshape(u.shape[0], -1)
     best = np.empty(flat.shape[1], np.int32)
     similarity = np.empty(flat.shape[1], np.float32)
-    cent = np.ascontiguousarray(centroids, dtype=np.float32)
+    cent_t = np.ascontiguousarray(np.asarray(centroids, dtype=np.float32).T)  # (C, K)
     for start in range(0, flat.shape[1], _SLAB):
-        sims = cent @ flat[:, start:start + _SLAB]
-        best[start:start + _SLAB] = sims.argmax(axis=0)
-        similarity[start:start + _SLAB] = sims.max(axis=0)
+        # (voxels, codes), so the arg-max runs along contiguous rows
+        sims = np.ascontiguousarray(flat[:, start:start + _SLAB].T) @ cent_t
+        index = sims.argmax(axis=1)
+        best[start:start + _SLAB] = index
+        similarity[start:start + _SLAB] = np.take_along_axis(sims, index[:, None], axis=1)[:, 0]
     return best.reshape(u.shape[1:]), similarity.reshape(u.shape[1:])
 
 
@@ -94,7 +96,9 @@ def decode_block(block: np.ndarray, settings: DecodeSettings, method: str) -> np
     x = prepare(block, s)
     u, _ = unit_vectors(x)
     fg = foreground(x, s.foreground_threshold)
-    index, similarity = nearest_code(u, s.centroids)
+    index = np.zeros(fg.shape, np.int32)
+    similarity = np.zeros(fg.shape, np.float32)
+    index[fg], similarity[fg] = (a.ravel() for a in nearest_code(u[:, fg], s.centroids))
     if method == "threshold":
         index = threshold_code(x, s.thresholds, s.code_numbers)
         confident = fg & (index >= 0)
@@ -104,15 +108,18 @@ def decode_block(block: np.ndarray, settings: DecodeSettings, method: str) -> np
     return np.stack([code.astype(np.float32), similarity, fg.astype(np.float32)])
 
 
-def fill_block(block: np.ndarray, codes: np.ndarray, settings: DecodeSettings) -> np.ndarray:
+def fill_block(block: np.ndarray, settings: DecodeSettings) -> np.ndarray:
     """(2, z, y, x) float32: code after filling undecoded foreground, and confidence.
+
+    `block` holds the tag channels and, as its last channel, the decoded codes.
 
     Voxels on the border between two cells mix both cells' tags and decode poorly; they
     are filled from the decoded cores outwards, each taking the neighbouring code whose
     tag profile it matches best.
     """
     s = settings
-    x = prepare(block, s)
+    codes = block[-1]
+    x = prepare(block[:-1], s)
     u, _ = unit_vectors(x)
     fg = foreground(x, s.foreground_threshold)
     filled = _grow_codes(codes.astype(np.int32), fg, np.ascontiguousarray(u),

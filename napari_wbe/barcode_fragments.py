@@ -49,9 +49,10 @@ def agglomerate(stack: da.Array, fragments, settings: DecodeSettings, book, stag
 
 def _fragment_means(stack: da.Array, fragments: da.Array, settings: DecodeSettings):
     """Mean normalised tag vector, size and id of every fragment (chunk-wise sums)."""
+    from .barcodes import map_with_halo
+
     halo = settings.smoothing_radius() + settings.shift_radius()
-    prepared = da.map_overlap(prepare, stack, depth={0: 0, 1: halo, 2: halo, 3: halo}, boundary="none",
-                              dtype=np.float32, meta=np.empty((0, 0, 0, 0), np.float32), settings=settings)
+    prepared = map_with_halo(prepare, stack, halo, stack.shape[0], settings=settings)
     tasks = [dask.delayed(_block_sums)(f, x) for f, x in zip(fragments.to_delayed().ravel(),
                                                             prepared.to_delayed().ravel())]
     found = dask.compute(tasks)[0]

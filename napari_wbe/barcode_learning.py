@@ -18,7 +18,7 @@ from skimage.registration import phase_cross_correlation
 from .barcode_codebook import Codebook, codes_from_counts, pack_bits, unpack_bits
 from .barcode_decoding import DecodeSettings, foreground, nearest_code, prepare, unit_vectors
 
-LEVEL_SAMPLES = 2_000_000  # voxels per channel for the background/bright percentiles
+LEVEL_SAMPLES = 500_000  # voxels per channel for the background/bright percentiles
 LEARN_VOXELS = 8_000_000  # voxels of the central crop that codes and profiles are learned on
 REGISTER_SIDE = 128  # side of the central crop used to register rounds
 
@@ -86,7 +86,12 @@ def channel_thresholds(x: np.ndarray, fg: np.ndarray, how) -> np.ndarray:
     return np.array([threshold_otsu(channel) for channel in inside], dtype=np.float32)
 
 
-def learn_codebook(stack, settings: DecodeSettings, book: Codebook | None, thresholds, min_support: int,
+def learning_sample(stack, settings: DecodeSettings) -> np.ndarray:
+    """The prepared central crop that codes, thresholds and profiles are learned on."""
+    return prepare(central_crop(stack, LEARN_VOXELS), settings)
+
+
+def learn_codebook(x: np.ndarray, settings: DecodeSettings, book: Codebook | None, thresholds, min_support: int,
                    fold_ratio: float, code_threshold: float = 0.08, iterations: int = 3,
                    candidate_support: int = 30) -> tuple[Codebook, DecodeSettings]:
     """The given codebook, or codes learned from the central crop; plus channel thresholds.
@@ -97,7 +102,6 @@ def learn_codebook(stack, settings: DecodeSettings, book: Codebook | None, thres
     a few times over, voxels go to the most similar candidate and each candidate's code is
     re-read from the mean intensity of its interior voxels, where noise has averaged out.
     """
-    x = prepare(central_crop(stack, LEARN_VOXELS), settings)
     fg = foreground(x, settings.foreground_threshold)
     if not fg.any():
         raise ValueError(
@@ -142,7 +146,7 @@ def _interior(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return inside
 
 
-def refine_centroids(stack, settings: DecodeSettings, book: Codebook, iterations: int = 2,
+def refine_centroids(x: np.ndarray, settings: DecodeSettings, book: Codebook, iterations: int = 2,
                      min_voxels: int = 20) -> DecodeSettings:
     """Each code's tag profile: the mean unit vector of the voxels confidently decoded to it.
 
@@ -150,7 +154,6 @@ def refine_centroids(stack, settings: DecodeSettings, book: Codebook, iterations
     code; matching against measured profiles decodes far more voxels than the bare code.
     """
     centroids = book.unit_vectors()
-    x = prepare(central_crop(stack, LEARN_VOXELS), settings)
     u, _ = unit_vectors(x)
     fg = foreground(x, settings.foreground_threshold).ravel()
     flat = u.reshape(u.shape[0], -1)

@@ -32,16 +32,15 @@ import pandas as pd
 
 from .barcode_codebook import Codebook, CodebookError, as_codebook, collision_report, pack_bits
 from .barcode_decoding import DecodeSettings, decode_block, fill_block
-from .barcode_learning import global_levels, learn_codebook, refine_centroids, register_rounds
+from .barcode_learning import global_levels, learn_codebook, learning_sample, refine_centroids, register_rounds
 from .chunked_labels import label_equal_values, label_means
 from .formats.common import compute_with_progress
 
 __all__ = ["decode", "DecodeResult", "Codebook", "CodebookError", "register_rounds", "learn_codebook"]
 
 METHODS = ("metric", "threshold")
-# Volumes up to this many voxels decode as one block; larger ones chunk by chunk.
-ONE_BLOCK_VOXELS = 32_000_000
-DEFAULT_CHUNKS = (64, 256, 256)
+# Blocks small enough for both cores to share the work, large enough for little halo.
+DEFAULT_CHUNKS = (64, 128, 128)
 _META = np.empty((0, 0, 0, 0), np.float32)  # spares dask a trial call on empty blocks
 
 
@@ -86,7 +85,7 @@ def decode(
     min_similarity: cosine similarity to a code for a voxel to count as decoded.
     thresholds: "otsu", "mean" or per-channel values, for method="threshold" and learning.
     fragments: an over-segmentation to agglomerate by barcode instead of decoding voxels.
-    chunks: spatial chunk shape for chunk-wise decoding (default: one block up to 32 M voxels).
+    chunks: spatial block shape (default 64 x 128 x 128); the result does not depend on it.
     out: a folder to write the labels to as OME-Zarr (atomically), for volumes beyond memory.
     """
     if method not in METHODS:
@@ -110,8 +109,10 @@ def decode(
                               min_similarity=float(min_similarity), shifts=shifts,
                               fill_iterations=int(fill_iterations))
     stages.done(1)
-    book, settings = learn_codebook(stack, settings, book, thresholds, min_support, fold_ratio)
-    settings = refine_centroids(stack, settings, book)
+    sample = learning_sample(stack, settings)
+    book, settings = learn_codebook(sample, settings, book, thresholds, min_support, fold_ratio)
+    settings = refine_centroids(sample, settings, book)
+    del sample
     if method == "threshold":
         settings = _with_code_numbers(settings, book)
     stages.done(2)
@@ -122,7 +123,9 @@ def decode(
         labels, confidence = (_write_results(labels, None, out, None) if out is not None
                               else (compute_with_progress(labels), None))
     else:
-        labels, confidence, table = _decode_voxels(stack, settings, method, min_size, chunks, out, stages)
+        in_memory = out is None or not isinstance(image, da.Array)
+        labels, confidence, table = _decode_voxels(stack, settings, method, min_size, chunks, out, in_memory,
+                                                   stages)
     table = _describe(table, book)
     coded = table.loc[table["code_index"] > 0, "code_index"]
     shared = int((coded.value_counts() > 1).sum())
@@ -173,28 +176,28 @@ def _with_code_numbers(settings: DecodeSettings, book: Codebook) -> DecodeSettin
 
 def _chunked(stack: da.Array, chunks) -> da.Array:
     spatial = stack.shape[1:]
-    if chunks is None:
-        chunks = spatial if np.prod(spatial) <= ONE_BLOCK_VOXELS else DEFAULT_CHUNKS
+    chunks = DEFAULT_CHUNKS if chunks is None else chunks
     return stack.rechunk((stack.shape[0],) + tuple(min(c, s) for c, s in zip(chunks, spatial)))
 
 
-def _decode_voxels(stack, settings, method, min_size, chunks, out, stages):
+def _decode_voxels(stack, settings, method, min_size, chunks, out, in_memory, stages):
     stack = _chunked(stack, chunks)
     halo = settings.smoothing_radius() + settings.shift_radius()
-    depth = {0: 0, 1: halo, 2: halo, 3: halo}
     spatial_chunks = stack.chunks[1:]
     with tempfile.TemporaryDirectory(prefix="wbe-decode-") as tmp:
-        store = _Store(tmp, stack)
-        decoded = store.keep(da.map_overlap(decode_block, stack, depth=depth, boundary="none", dtype=np.float32,
-                                            chunks=((3,),) + spatial_chunks, meta=_META, settings=settings, method=method),
+        store = _Store(tmp, in_memory)
+        decoded = store.keep(map_with_halo(decode_block, stack, halo, 3, settings=settings, method=method),
                              "decoded", stages.within(3))
         codes = decoded[0].astype(np.int32)
         pieces, _ = label_equal_values(codes, min_size=min_size, persist=store.persister("pieces"))
         kept_codes = store.keep(_codes_of_pieces(codes, pieces), "kept", None)
         grow = halo + settings.fill_iterations
-        filled = store.keep(da.map_overlap(fill_block, stack, kept_codes, depth=[
-            {0: 0, 1: grow, 2: grow, 3: grow}, {0: grow, 1: grow, 2: grow}], boundary="none", dtype=np.float32,
-            chunks=((2,),) + spatial_chunks, meta=_META, settings=settings), "filled", stages.within(4))
+        # The codes ride along as one more channel, so one overlap serves both.
+        with_codes = da.concatenate([stack.astype(np.float32), kept_codes[None].astype(np.float32)],
+                                    axis=0).rechunk({0: -1})
+        grow = halo + settings.fill_iterations
+        filled = store.keep(map_with_halo(fill_block, with_codes, grow, 2, settings=settings), "filled",
+                            stages.within(4))
         labels, table = label_equal_values(filled[0].astype(np.int32), min_size=min_size,
                                            persist=store.persister("final"))
         labels = labels if isinstance(labels, da.Array) else da.from_array(labels, chunks=spatial_chunks)
@@ -207,6 +210,18 @@ def _decode_voxels(stack, settings, method, min_size, chunks, out, stages):
     return labels, confidence, table
 
 
+def map_with_halo(function, stack: da.Array, halo: int, n_out: int, **kwargs) -> da.Array:
+    """Apply `function` to (channels, z, y, x) blocks read with `halo` voxels of their
+    neighbours (none beyond the volume's edge, as in a whole-volume run), keeping
+    `n_out` output channels."""
+    # An axis in one block has no neighbours to borrow from.
+    depth = {axis: (halo if len(stack.chunks[axis]) > 1 else 0) if axis else 0 for axis in range(4)}
+    padded = da.overlap.overlap(stack, depth=depth, boundary="none")
+    out = padded.map_blocks(function, chunks=((n_out,),) + padded.chunks[1:], dtype=np.float32, meta=_META,
+                            **kwargs)
+    return da.overlap.trim_internal(out, depth, boundary="none")
+
+
 def _codes_of_pieces(codes: da.Array, pieces) -> da.Array:
     """Codes with the pieces smaller than min_size removed."""
     pieces = pieces if isinstance(pieces, da.Array) else da.from_array(pieces, chunks=codes.chunks)
@@ -214,11 +229,12 @@ def _codes_of_pieces(codes: da.Array, pieces) -> da.Array:
 
 
 class _Store:
-    """Intermediate volumes: in memory for one-block runs, in a temporary zarr otherwise."""
+    """Intermediate volumes: in memory, or in a temporary zarr when the input is a dask
+    volume whose labels go to disk (`out`), so nothing needs the whole volume in memory."""
 
-    def __init__(self, folder: str, stack: da.Array):
+    def __init__(self, folder: str, in_memory: bool):
         self.folder = folder
-        self.in_memory = stack.npartitions == 1
+        self.in_memory = in_memory
 
     def keep(self, array: da.Array, name: str, progress):
         if self.in_memory:
