@@ -21,9 +21,10 @@ decodes chunk by chunk to exactly the labels of an in-memory run.
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import dask.array as da
@@ -36,7 +37,7 @@ from .barcode_learning import global_levels, learn_codebook, learning_sample, re
 from .chunked_labels import label_equal_values, label_means
 from .formats.common import compute_with_progress
 
-__all__ = ["decode", "DecodeResult", "Codebook", "CodebookError", "register_rounds", "learn_codebook"]
+__all__ = ["decode", "Decoder", "DecodeResult", "Codebook", "CodebookError", "register_rounds", "learn_codebook"]
 
 METHODS = ("metric", "threshold")
 # Blocks small enough for both cores to share the work, large enough for little halo.
@@ -79,60 +80,119 @@ def decode(
 
     image: (c, z, y, x) with `channel_axis`, or a list of (z, y, x) arrays, one per tag.
     codebook: None (learn from the data), a Codebook, a file, or a (codes x tags) array.
+    method: "metric" (nearest code profile by cosine similarity) or "threshold" (exact bits).
     reference / reference_channels + round_of_channel: round registration, from a separate
         (rounds, z, y, x) reference stack or from channels of `image` (removed before decoding).
-    foreground_threshold: on normalised intensity (0 background, 1 bright).
+    sigma: smoothing in voxels before decoding.
+    foreground_threshold: on normalised intensity (0 = a tag's off level, 1 = bright).
     min_similarity: cosine similarity to a code for a voxel to count as decoded.
-    thresholds: "otsu", "mean" or per-channel values, for method="threshold" and learning.
+    thresholds: "mean", "otsu" or per-channel values: bits for method="threshold" and learning.
+    min_size: pieces smaller than this (voxels) are dropped.
+    min_support, fold_ratio: learning: voxels a code needs; one-bit-off codes this much rarer fold in.
     fragments: an over-segmentation to agglomerate by barcode instead of decoding voxels.
     chunks: spatial block shape (default 64 x 128 x 128); the result does not depend on it.
     out: a folder to write the labels to as OME-Zarr (atomically), for volumes beyond memory.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, not {method!r}.")
-    stack, reference_stack, round_of_channel = _channels(image, channel_axis, reference, reference_channels,
-                                                         round_of_channel)
-    book = as_codebook(codebook)
-    if book is not None and book.n_bits != stack.shape[0]:
-        raise CodebookError(
-            f"The codebook has {book.n_bits} bits but the image has {stack.shape[0]} tag channels; "
-            "they must match one to one (drop reference channels from the image or the codebook)."
-        )
-    stages = _Stages(progress)
-    low, high = global_levels(stack)
-    shifts = None
-    if reference_stack is not None:
-        round_shifts = register_rounds(reference_stack)
-        shifts = round_shifts[np.asarray(round_of_channel)]
-    settings = DecodeSettings(low=low, high=high, centroids=np.zeros((1, stack.shape[0]), np.float32),
-                              sigma=float(sigma), foreground_threshold=float(foreground_threshold),
-                              min_similarity=float(min_similarity), shifts=shifts,
-                              fill_iterations=int(fill_iterations))
-    stages.done(1)
-    sample = learning_sample(stack, settings)
-    book, settings = learn_codebook(sample, settings, book, thresholds, min_support, fold_ratio)
-    settings = refine_centroids(sample, settings, book)
-    del sample
-    if method == "threshold":
-        settings = _with_code_numbers(settings, book)
-    stages.done(2)
-    if fragments is not None:
-        from .barcode_fragments import agglomerate
+    decoder = Decoder(image, channel_axis, codebook, method, reference=reference,
+                      reference_channels=reference_channels, round_of_channel=round_of_channel, sigma=sigma,
+                      foreground_threshold=foreground_threshold, min_similarity=min_similarity,
+                      thresholds=thresholds, min_size=min_size, fill_iterations=fill_iterations,
+                      min_support=min_support, fold_ratio=fold_ratio, progress=progress)
+    return decoder.run(fragments=fragments, chunks=chunks, out=out, progress=progress)
 
-        labels, table = agglomerate(stack, fragments, settings, book, stages)
-        labels, confidence = (_write_results(labels, None, out, None) if out is not None
-                              else (compute_with_progress(labels), None))
-    else:
-        in_memory = out is None or not isinstance(image, da.Array)
-        labels, confidence, table = _decode_voxels(stack, settings, method, min_size, chunks, out, in_memory,
-                                                   stages)
-    table = _describe(table, book)
-    coded = table.loc[table["code_index"] > 0, "code_index"]
-    shared = int((coded.value_counts() > 1).sum())
-    report = collision_report(book.n_bits, float(book.codes.mean()), len(book), found_shared=shared)
-    report |= {"n_labels": len(table), "n_codes": len(book), "shifts": None if shifts is None else shifts.tolist()}
-    stages.done(6)
-    return DecodeResult(labels, table, book, confidence, report)
+
+class Decoder:
+    """The global part of decoding done once (levels, shifts, codebook, code profiles), so
+    that a widget can preview slices as thresholds move and then run the whole volume."""
+
+    def __init__(self, image, channel_axis=0, codebook=None, method="metric", *, reference=None,
+                 reference_channels=None, round_of_channel=None, sigma=0.5, foreground_threshold=0.25,
+                 min_similarity=0.8, thresholds="mean", min_size=50, fill_iterations=8, min_support=200,
+                 fold_ratio=5.0, progress=None):
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, not {method!r}.")
+        self.is_dask = isinstance(image, da.Array) or any(isinstance(a, da.Array) for a in _as_list(image))
+        self.stack, reference_stack, round_of_channel = _channels(image, channel_axis, reference,
+                                                                  reference_channels, round_of_channel)
+        book = as_codebook(codebook)
+        if book is not None and book.n_bits != self.stack.shape[0]:
+            raise CodebookError(
+                f"The codebook has {book.n_bits} bits but the image has {self.stack.shape[0]} tag channels; "
+                "they must match one to one (drop reference channels from the image or the codebook)."
+            )
+        self.method, self.min_size = method, int(min_size)
+        stages = _Stages(progress)
+        low, high = global_levels(self.stack)
+        shifts = None
+        if reference_stack is not None:
+            shifts = register_rounds(reference_stack)[np.asarray(round_of_channel)]
+        settings = DecodeSettings(low=low, high=high, centroids=np.zeros((1, self.stack.shape[0]), np.float32),
+                                  sigma=float(sigma), foreground_threshold=float(foreground_threshold),
+                                  min_similarity=float(min_similarity), shifts=shifts,
+                                  fill_iterations=int(fill_iterations))
+        stages.done(1)
+        sample = learning_sample(self.stack, settings)
+        self.codebook, settings = learn_codebook(sample, settings, book, thresholds, min_support, fold_ratio)
+        settings = refine_centroids(sample, settings, self.codebook)
+        self.histograms = channel_histograms(sample)
+        del sample
+        if method == "threshold":
+            settings = replace(settings, code_numbers=pack_bits(self.codebook.codes))
+        self.settings = settings
+        stages.done(2)
+
+    def with_options(self, **changes) -> "Decoder":
+        """The same decoder with other foreground_threshold / min_similarity / min_size."""
+        other = copy.copy(self)
+        if "min_size" in changes:
+            other.min_size = int(changes.pop("min_size"))
+        other.settings = replace(self.settings, **changes)
+        return other
+
+    def preview(self, z: int) -> dict[str, np.ndarray]:
+        """Per-voxel decoding of slice z: code (1-based, 0 = none), similarity, foreground."""
+        if not 0 <= z < self.stack.shape[1]:
+            raise IndexError(f"slice {z} is outside 0..{self.stack.shape[1] - 1}.")
+        halo = self.settings.smoothing_radius() + self.settings.shift_radius()
+        start, stop = max(0, z - halo), min(self.stack.shape[1], z + halo + 1)
+        slab = np.asarray(self.stack[:, start:stop])
+        decoded = decode_block(slab, self.settings, self.method)[:, z - start]
+        return {"code": decoded[0].astype(np.int32), "similarity": decoded[1], "foreground": decoded[2] > 0}
+
+    def run(self, fragments=None, chunks=None, out=None, progress=None) -> DecodeResult:
+        stages = _Stages(progress)
+        stages.done(2)
+        if fragments is not None:
+            from .barcode_fragments import agglomerate
+
+            labels, table = agglomerate(self.stack, fragments, self.settings, self.codebook, stages)
+            labels, confidence = (_write_results(labels, None, out, None) if out is not None
+                                  else (compute_with_progress(labels), None))
+        else:
+            in_memory = out is None or not self.is_dask
+            labels, confidence, table = _decode_voxels(self.stack, self.settings, self.method, self.min_size,
+                                                       chunks, out, in_memory, stages)
+        book = self.codebook
+        table = _describe(table, book)
+        coded = table.loc[table["code_index"] > 0, "code_index"]
+        report = collision_report(book.n_bits, float(book.codes.mean()), len(book),
+                                  found_shared=int((coded.value_counts() > 1).sum()))
+        shifts = self.settings.shifts
+        report |= {"n_labels": len(table), "n_codes": len(book),
+                   "shifts": None if shifts is None else shifts.tolist()}
+        stages.done(6)
+        return DecodeResult(labels, table, book, confidence, report)
+
+
+def channel_histograms(x: np.ndarray, bins: int = 64, top: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel histograms of normalised intensity (for plotting thresholds): counts, edges."""
+    edges = np.linspace(0.0, top, bins + 1)
+    counts = np.stack([np.histogram(channel, bins=edges)[0] for channel in x.reshape(x.shape[0], -1)])
+    return counts, edges
+
+
+def _as_list(image) -> list:
+    return list(image) if isinstance(image, (list, tuple)) else [image]
 
 
 def _channels(image, channel_axis, reference, reference_channels, round_of_channel):
@@ -166,12 +226,6 @@ def _channels(image, channel_axis, reference, reference_channels, round_of_chann
         if max(round_of_channel) >= reference.shape[0] or min(round_of_channel) < 0:
             raise ValueError(f"round_of_channel names rounds beyond the {reference.shape[0]} reference images.")
     return stack, reference, round_of_channel
-
-
-def _with_code_numbers(settings: DecodeSettings, book: Codebook) -> DecodeSettings:
-    from dataclasses import replace
-
-    return replace(settings, code_numbers=pack_bits(book.codes))
 
 
 def _chunked(stack: da.Array, chunks) -> da.Array:
