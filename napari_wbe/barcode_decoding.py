@@ -28,6 +28,7 @@ class DecodeSettings:
     sigma: float  # smoothing, voxels
     foreground_threshold: float  # on the brightest normalised channel
     min_similarity: float  # cosine similarity a voxel needs to count as decoded
+    profiles: np.ndarray | None = None  # (K, C) mean normalised intensities, one per code
     shifts: np.ndarray | None = None  # (C, 3) voxels to move each channel by (round registration)
     thresholds: np.ndarray | None = None  # (C,) per-channel thresholds for method "threshold"
     code_numbers: np.ndarray | None = None  # packed codes, for method "threshold"
@@ -114,16 +115,19 @@ def fill_block(block: np.ndarray, settings: DecodeSettings) -> np.ndarray:
     `block` holds the tag channels and, as its last channel, the decoded codes.
 
     Voxels on the border between two cells mix both cells' tags and decode poorly; they
-    are filled from the decoded cores outwards, each taking the neighbouring code whose
-    tag profile it matches best.
+    are filled from the decoded cores outwards, each taking the neighbouring code that
+    explains most of its intensity (projection onto the code's mean intensity profile,
+    so a bright cell does not win every border against a dim one).
     """
     s = settings
     codes = block[-1]
     x = prepare(block[:-1], s)
     u, _ = unit_vectors(x)
     fg = foreground(x, s.foreground_threshold)
-    filled = _grow_codes(codes.astype(np.int32), fg, np.ascontiguousarray(u),
-                         np.ascontiguousarray(s.centroids, dtype=np.float32), s.fill_iterations)
+    profiles = s.profiles if s.profiles is not None else s.centroids
+    x = np.ascontiguousarray(x)
+    profiles = np.ascontiguousarray(profiles, dtype=np.float32)
+    filled = _grow_codes(codes.astype(np.int32), fg, x, profiles, s.fill_iterations)
     confidence = _similarity_to(filled, u, s.centroids)
     return np.stack([filled.astype(np.float32), confidence])
 
@@ -135,7 +139,7 @@ def _similarity_to(codes: np.ndarray, u: np.ndarray, centroids: np.ndarray) -> n
 
 
 @numba.njit(cache=True)
-def _grow_codes(codes, fg, u, centroids, iterations):
+def _grow_codes(codes, fg, x, profiles, iterations):
     nz, ny, nx = codes.shape
     current = codes.copy()
     for _ in range(iterations):
@@ -143,13 +147,13 @@ def _grow_codes(codes, fg, u, centroids, iterations):
         changed = 0
         for z in range(nz):
             for y in range(ny):
-                for x in range(nx):
-                    if current[z, y, x] != 0 or not fg[z, y, x]:
+                for x_ in range(nx):
+                    if current[z, y, x_] != 0 or not fg[z, y, x_]:
                         continue
                     best_score = -2.0
                     best_code = 0
                     for d in range(6):
-                        zz, yy, xx = z, y, x
+                        zz, yy, xx = z, y, x_
                         if d == 0:
                             zz = z - 1
                         elif d == 1:
@@ -159,24 +163,28 @@ def _grow_codes(codes, fg, u, centroids, iterations):
                         elif d == 3:
                             yy = y + 1
                         elif d == 4:
-                            xx = x - 1
+                            xx = x_ - 1
                         else:
-                            xx = x + 1
+                            xx = x_ + 1
                         if zz < 0 or yy < 0 or xx < 0 or zz >= nz or yy >= ny or xx >= nx:
                             continue
                         code = current[zz, yy, xx]
                         if code == 0:
                             continue
-                        score = 0.0
-                        for c in range(u.shape[0]):
-                            score += u[c, z, y, x] * centroids[code - 1, c]
+                        dot = 0.0
+                        norm = 1e-12
+                        for c in range(x.shape[0]):
+                            dot += x[c, z, y, x_] * profiles[code - 1, c]
+                            norm += profiles[code - 1, c] * profiles[code - 1, c]
+                        score = dot / norm
                         if score > best_score or (score == best_score and code < best_code):
                             best_score = score
                             best_code = code
                     if best_code != 0:
-                        nxt[z, y, x] = best_code
+                        nxt[z, y, x_] = best_code
                         changed += 1
         current = nxt
         if changed == 0:
             break
     return current
+

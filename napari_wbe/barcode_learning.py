@@ -21,6 +21,8 @@ from .barcode_decoding import DecodeSettings, foreground, nearest_code, prepare,
 LEVEL_SAMPLES = 500_000  # voxels per channel for the background/bright percentiles
 LEARN_VOXELS = 8_000_000  # voxels of the central crop that codes and profiles are learned on
 REGISTER_SIDE = 128  # side of the central crop used to register rounds
+# Learning reads codes from cell interiors; a looser match there keeps weakly decoded cells.
+LEARN_SIMILARITY = 0.8
 
 
 def global_levels(stack: da.Array, low_percentile: float = 50.0, high_percentile: float = 99.5):
@@ -122,7 +124,7 @@ def learn_codebook(x: np.ndarray, settings: DecodeSettings, book: Codebook | Non
     for _ in range(iterations):
         codes = unpack_bits(candidates, n_bits).astype(np.float32)
         index, similarity = nearest_code(u, codes / np.linalg.norm(codes, axis=1, keepdims=True))
-        assigned = np.where(fg & (similarity >= settings.min_similarity), index, -1)
+        assigned = np.where(fg & (similarity >= LEARN_SIMILARITY), index, -1)
         inside = _interior(assigned, assigned >= 0).ravel()
         votes = assigned.ravel()[inside]
         support = np.bincount(votes, minlength=len(candidates))
@@ -148,7 +150,8 @@ def _interior(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 def refine_centroids(x: np.ndarray, settings: DecodeSettings, book: Codebook, iterations: int = 2,
                      min_voxels: int = 20) -> DecodeSettings:
-    """Each code's tag profile: the mean unit vector of the voxels confidently decoded to it.
+    """Each code's tag profile: the mean unit vector of the voxels confidently decoded to it
+    (for matching), and their mean intensities (for splitting mixed border voxels).
 
     Tags are expressed at different levels, so a cell's intensity vector is not its binary
     code; matching against measured profiles decodes far more voxels than the bare code.
@@ -156,7 +159,8 @@ def refine_centroids(x: np.ndarray, settings: DecodeSettings, book: Codebook, it
     centroids = book.unit_vectors()
     u, _ = unit_vectors(x)
     fg = foreground(x, settings.foreground_threshold).ravel()
-    flat = u.reshape(u.shape[0], -1)
+    flat, flat_x = u.reshape(u.shape[0], -1), x.reshape(x.shape[0], -1)
+    profiles = book.codes.astype(np.float32)
     for _ in range(iterations):
         index, similarity = nearest_code(u, centroids)
         index, confident = index.ravel(), fg & (similarity.ravel() >= settings.min_similarity)
@@ -166,4 +170,7 @@ def refine_centroids(x: np.ndarray, settings: DecodeSettings, book: Codebook, it
         enough = counts >= min_voxels
         sums[enough] /= np.linalg.norm(sums[enough], axis=1, keepdims=True)
         centroids = np.where(enough[:, None], sums, centroids).astype(np.float32)
-    return replace(settings, centroids=centroids)
+        means = np.stack([np.bincount(index[confident], weights=flat_x[c, confident], minlength=len(centroids))
+                          for c in range(flat_x.shape[0])], axis=1) / np.maximum(counts, 1)[:, None]
+        profiles = np.where(enough[:, None], means, profiles).astype(np.float32)
+    return replace(settings, centroids=centroids, profiles=profiles)

@@ -34,12 +34,13 @@ import pandas as pd
 from .barcode_codebook import Codebook, CodebookError, as_codebook, collision_report, pack_bits
 from .barcode_decoding import DecodeSettings, decode_block, fill_block
 from .barcode_learning import global_levels, learn_codebook, learning_sample, refine_centroids, register_rounds
-from .chunked_labels import label_equal_values, label_means
+from .chunked_labels import label_by_value, label_equal_values, label_means
 from .formats.common import compute_with_progress
 
 __all__ = ["decode", "Decoder", "DecodeResult", "Codebook", "CodebookError", "register_rounds", "learn_codebook"]
 
 METHODS = ("metric", "threshold")
+IDENTITIES = ("connected", "code")
 # Blocks small enough for both cores to share the work, large enough for little halo.
 DEFAULT_CHUNKS = (64, 128, 128)
 _META = np.empty((0, 0, 0, 0), np.float32)  # spares dask a trial call on empty blocks
@@ -65,9 +66,11 @@ def decode(
     round_of_channel=None,
     sigma: float = 0.5,
     foreground_threshold: float = 0.25,
-    min_similarity: float = 0.8,
+    min_similarity: float = 0.9,
     thresholds="mean",
     min_size: int = 50,
+    identity: str = "connected",
+    fragment_similarity: float = 0.5,
     fill_iterations: int = 8,
     min_support: int = 200,
     fold_ratio: float = 5.0,
@@ -88,15 +91,22 @@ def decode(
     min_similarity: cosine similarity to a code for a voxel to count as decoded.
     thresholds: "mean", "otsu" or per-channel values: bits for method="threshold" and learning.
     min_size: pieces smaller than this (voxels) are dropped.
+    identity: "connected": a code's voxels form one cell per connected piece, so two cells
+        sharing a code stay apart; "code": one cell per code wherever its pieces lie (right
+        when codes are unique, see `report["expected_cells_sharing_a_code"]`; bridges the
+        gaps where a thin neurite crossing a thicker one was not decoded).
     min_support, fold_ratio: learning: voxels a code needs; one-bit-off codes this much rarer fold in.
     fragments: an over-segmentation to agglomerate by barcode instead of decoding voxels.
+    fragment_similarity: the similarity a fragment's mean tag vector needs to take a code
+        (lower than min_similarity: a fragment's mean has averaged its voxels' noise away).
     chunks: spatial block shape (default 64 x 128 x 128); the result does not depend on it.
     out: a folder to write the labels to as OME-Zarr (atomically), for volumes beyond memory.
     """
     decoder = Decoder(image, channel_axis, codebook, method, reference=reference,
                       reference_channels=reference_channels, round_of_channel=round_of_channel, sigma=sigma,
                       foreground_threshold=foreground_threshold, min_similarity=min_similarity,
-                      thresholds=thresholds, min_size=min_size, fill_iterations=fill_iterations,
+                      thresholds=thresholds, min_size=min_size, identity=identity,
+                      fragment_similarity=fragment_similarity, fill_iterations=fill_iterations,
                       min_support=min_support, fold_ratio=fold_ratio, progress=progress)
     return decoder.run(fragments=fragments, chunks=chunks, out=out, progress=progress)
 
@@ -107,10 +117,12 @@ class Decoder:
 
     def __init__(self, image, channel_axis=0, codebook=None, method="metric", *, reference=None,
                  reference_channels=None, round_of_channel=None, sigma=0.5, foreground_threshold=0.25,
-                 min_similarity=0.8, thresholds="mean", min_size=50, fill_iterations=8, min_support=200,
-                 fold_ratio=5.0, progress=None):
+                 min_similarity=0.9, thresholds="mean", min_size=50, identity="connected",
+                 fragment_similarity=0.5, fill_iterations=8, min_support=200, fold_ratio=5.0, progress=None):
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, not {method!r}.")
+        if identity not in IDENTITIES:
+            raise ValueError(f"identity must be one of {IDENTITIES}, not {identity!r}.")
         self.is_dask = isinstance(image, da.Array) or any(isinstance(a, da.Array) for a in _as_list(image))
         self.stack, reference_stack, round_of_channel = _channels(image, channel_axis, reference,
                                                                   reference_channels, round_of_channel)
@@ -120,7 +132,8 @@ class Decoder:
                 f"The codebook has {book.n_bits} bits but the image has {self.stack.shape[0]} tag channels; "
                 "they must match one to one (drop reference channels from the image or the codebook)."
             )
-        self.method, self.min_size = method, int(min_size)
+        self.method, self.min_size, self.identity = method, int(min_size), identity
+        self.fragment_similarity = float(fragment_similarity)
         stages = _Stages(progress)
         low, high = global_levels(self.stack)
         shifts = None
@@ -142,10 +155,15 @@ class Decoder:
         stages.done(2)
 
     def with_options(self, **changes) -> "Decoder":
-        """The same decoder with other foreground_threshold / min_similarity / min_size."""
+        """The same decoder with other thresholds (foreground_threshold, min_similarity,
+        fill_iterations, min_size, identity): no relearning."""
         other = copy.copy(self)
         if "min_size" in changes:
             other.min_size = int(changes.pop("min_size"))
+        if "identity" in changes:
+            other.identity = changes.pop("identity")
+        if "fragment_similarity" in changes:
+            other.fragment_similarity = float(changes.pop("fragment_similarity"))
         other.settings = replace(self.settings, **changes)
         return other
 
@@ -165,13 +183,14 @@ class Decoder:
         if fragments is not None:
             from .barcode_fragments import agglomerate
 
-            labels, table = agglomerate(self.stack, fragments, self.settings, self.codebook, stages)
+            settings = replace(self.settings, min_similarity=self.fragment_similarity)
+            labels, table = agglomerate(self.stack, fragments, settings, self.codebook, stages)
             labels, confidence = (_write_results(labels, None, out, None) if out is not None
                                   else (compute_with_progress(labels), None))
         else:
             in_memory = out is None or not self.is_dask
-            labels, confidence, table = _decode_voxels(self.stack, self.settings, self.method, self.min_size,
-                                                       chunks, out, in_memory, stages)
+            labels, confidence, table = _decode_voxels(self.stack, self.settings, self.method, self.identity,
+                                                       self.min_size, chunks, out, in_memory, stages)
         book = self.codebook
         table = _describe(table, book)
         coded = table.loc[table["code_index"] > 0, "code_index"]
@@ -234,7 +253,7 @@ def _chunked(stack: da.Array, chunks) -> da.Array:
     return stack.rechunk((stack.shape[0],) + tuple(min(c, s) for c, s in zip(chunks, spatial)))
 
 
-def _decode_voxels(stack, settings, method, min_size, chunks, out, in_memory, stages):
+def _decode_voxels(stack, settings, method, identity, min_size, chunks, out, in_memory, stages):
     stack = _chunked(stack, chunks)
     halo = settings.smoothing_radius() + settings.shift_radius()
     spatial_chunks = stack.chunks[1:]
@@ -245,15 +264,17 @@ def _decode_voxels(stack, settings, method, min_size, chunks, out, in_memory, st
         codes = decoded[0].astype(np.int32)
         pieces, _ = label_equal_values(codes, min_size=min_size, persist=store.persister("pieces"))
         kept_codes = store.keep(_codes_of_pieces(codes, pieces), "kept", None)
-        grow = halo + settings.fill_iterations
         # The codes ride along as one more channel, so one overlap serves both.
         with_codes = da.concatenate([stack.astype(np.float32), kept_codes[None].astype(np.float32)],
                                     axis=0).rechunk({0: -1})
         grow = halo + settings.fill_iterations
         filled = store.keep(map_with_halo(fill_block, with_codes, grow, 2, settings=settings), "filled",
                             stages.within(4))
-        labels, table = label_equal_values(filled[0].astype(np.int32), min_size=min_size,
-                                           persist=store.persister("final"))
+        filled_codes = filled[0].astype(np.int32)
+        if identity == "code":
+            labels, table = label_by_value(filled_codes, min_size=min_size)
+        else:
+            labels, table = label_equal_values(filled_codes, min_size=min_size, persist=store.persister("final"))
         labels = labels if isinstance(labels, da.Array) else da.from_array(labels, chunks=spatial_chunks)
         confidence = da.where(labels > 0, filled[1], np.float32(0)).astype(np.float32)
         table["mean_confidence"] = label_means(labels, confidence, table["label"].to_numpy())

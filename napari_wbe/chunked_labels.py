@@ -200,3 +200,20 @@ def _block_sums(labels: np.ndarray, values: np.ndarray):
     counts = np.bincount(inverse, minlength=len(ids))
     keep = ids != 0
     return ids[keep].astype(np.int64), sums[keep], counts[keep]
+
+
+def label_by_value(values, min_size: int = 1):
+    """One label per distinct non-zero value, wherever its voxels lie (same table and
+    canonical numbering as `label_equal_values`, without the connectivity)."""
+    was_numpy = not isinstance(values, da.Array)
+    values = as_dask(values)
+    stats = dask.compute(_stats_tasks(values, values))[0]
+    table = pd.DataFrame({"value": np.concatenate([s[0] for s in stats]), "size": np.concatenate([s[1] for s in stats]),
+                          "first_index": np.concatenate([s[3] for s in stats])})
+    table = table.groupby("value").agg(size=("size", "sum"), first_index=("first_index", "min")).reset_index()
+    table = table[table["size"] >= min_size].sort_values("first_index", kind="stable")
+    table.insert(0, "label", np.arange(1, len(table) + 1, dtype=np.int64))
+    order = np.argsort(table["value"].to_numpy())
+    labels = relabel(values, table["value"].to_numpy()[order], table["label"].to_numpy()[order])
+    table = table[["label", "size", "value", "first_index"]].reset_index(drop=True)
+    return (labels.compute() if was_numpy else labels), table

@@ -18,9 +18,11 @@ decoding, proofreading, connectome extraction and emulation are scored against:
 4. EM: bright cytoplasm with dark organelle-like blobs, dark membranes on every label
    boundary, greyer extracellular space, synaptic densities and vesicle clouds, blur,
    noise and FIB-SEM-like slice-to-slice brightness jitter.
-5. ExM: each expressed tag fills its neuron; voxels drop out (punctate staining), optics
-   blur, then background, shot noise and read noise. Per-voxel thresholding is noisy;
-   denoising plus nearest codeword works.
+5. ExM (:mod:`napari_wbe.phantom_exm`): tags fill their neurons with punctate dropout,
+   optics blur and camera noise, imaged ``tags_per_round`` at a time in rounds shifted
+   by stage drift, with a reference stain re-imaged every round. Per-voxel thresholding
+   is noisy; denoising plus nearest codeword works. ``mb.fragments`` over-segments the
+   truth into pieces, as an automatic watershed does, for decoders to pool over.
 
 Every stage (and every barcode channel) draws from its own ``np.random.default_rng``
 stream spawned from ``seed``: the same arguments give byte-identical output whatever
@@ -29,14 +31,14 @@ the thread scheduling.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 from scipy.ndimage import gaussian_filter
 
+from napari_wbe import phantom_exm as exm
 from napari_wbe import phantom_geometry as geometry
 from napari_wbe.connectome import NT_SIGN, Connectome
 
@@ -53,12 +55,9 @@ CELL_TYPES = {
 }
 _TYPE_OF_NT = {"GABA": "T3", "Glu": "T4", "DA": "T5", "5-HT": "T5", "OA": "T5"}
 
-# ExM camera model, in counts: tag brightness, background, photon gain, read noise.
-_SIGNAL = 1000.0
-_BACKGROUND = 100.0
-_COUNTS_PER_PHOTON = 20.0
-_READ_NOISE = 10.0
-_STAGES = ("identity", "geometry", "synapses", "em", "barcodes")
+# One random stream per stage; new stages go at the end so older streams stay the same.
+_STAGES = ("identity", "geometry", "synapses", "em", "barcodes", "rounds", "reference",
+           "fragments")
 
 
 @dataclass(repr=False)
@@ -78,6 +77,15 @@ class MiniBrain:
         the voxel size in expanded units.
     seed: the seed that rebuilds this brain (a fresh one if None was given).
     channel_names: one name per barcode channel ("tag01", ...).
+    round_of_channel: int64 (n_channels,): the imaging round (0, 1, ...) of each channel.
+    round_shifts: float64 (n_rounds, 3): the shift (z, y, x voxels) of every image of a
+        round, round 0 = 0; what sits at voxel p in round 0 appears at p + shift.
+    reference_image: (n_rounds, z, y, x) pan-neuronal reference stain imaged in every
+        round, shifted like its round; same dtype as barcode_image.
+    fragments (computed on first use, then cached): uint32 (z, y, x) over-segmentation
+        into connected pieces of about ``fragment_size`` voxels, each inside one neuron;
+        ids 1..n. ``fragment_to_neuron``: uint32 (n + 1,), the neuron of each fragment,
+        [0] = 0, so ``fragment_to_neuron[fragments]`` equals ``labels``.
     """
 
     em: np.ndarray
@@ -91,10 +99,29 @@ class MiniBrain:
     expansion_factor: float
     seed: int
     channel_names: list[str] = field(default_factory=list)
+    round_of_channel: np.ndarray | None = None
+    round_shifts: np.ndarray | None = None
+    reference_image: np.ndarray | None = None
+    fragment_size: int = 2000
 
     @property
     def barcode_voxel_size(self) -> tuple[float, float, float]:
         return tuple(v * self.expansion_factor for v in self.voxel_size)
+
+    fragments = property(lambda self: self._oversegmentation[0], doc="uint32 (z, y, x) fragments")
+    fragment_to_neuron = property(lambda self: self._oversegmentation[1],
+                                  doc="uint32 (n_fragments + 1,): neuron of each fragment")
+
+    @cached_property
+    def _oversegmentation(self):
+        return self.oversegment(self.fragment_size)
+
+    def oversegment(self, fragment_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(fragments, fragment_to_neuron) with `fragment_size` (default: this brain's)
+        voxels per fragment; deterministic for a seed. See ``phantom_exm.oversegment``."""
+        stream = np.random.SeedSequence(self.seed).spawn(len(_STAGES))[_STAGES.index("fragments")]
+        size = self.fragment_size if fragment_size is None else fragment_size
+        return exm.oversegment(self.labels, size, np.random.default_rng(stream))
 
     def __repr__(self) -> str:
         return (
@@ -115,10 +142,14 @@ def mini_brain(
     expression_p: float = 0.35,
     noise: float = 1.0,
     dropout: float = 0.4,
+    blur: float = 1.0,
     expansion_factor: float = 4.0,
+    tags_per_round: int | None = None,
+    round_shift: float = 0.0,
     synapses_per_contact: float = 4.0,
     connection_p: float = 0.7,
     fill_fraction: float = 0.6,
+    fragment_size: int = 2000,
     barcode_dtype: str = "uint16",
     workers: int | None = None,
     progress=None,
@@ -134,10 +165,16 @@ def mini_brain(
     noise: multiplies the imaging noise (EM detector noise and slice jitter, ExM shot
         and read noise); 0 = none. Tissue texture stays.
     dropout: fraction of tag voxels that are missing (punctate staining), in [0, 1).
+    blur: ExM optics, gaussian sigma in in-plane voxels (the same nm along z); 0 = none.
     expansion_factor: ExM expansion; stored as metadata (barcode_voxel_size).
+    tags_per_round: tags imaged per ExM round (default: all in one); channel c is in
+        round c // tags_per_round.
+    round_shift: largest stage drift of a round from round 0, in voxels along y, x (a
+        third of it along z); uniform, sub-voxel; moves the round's tags and reference.
     synapses_per_contact: mean synapse count of a connected neuron pair (per direction).
     connection_p: probability that two touching neurons are connected.
     fill_fraction: fraction of the volume the neurons should fill (about 0.4-0.7).
+    fragment_size: voxels per fragment of ``mb.fragments`` (made when first used).
     barcode_dtype: "uint16" (default; camera counts, half the memory: a 128x512x512
         volume with 18 channels is 1.2 GB instead of 2.4 GB) or "float32".
     workers: threads that render barcode channels in parallel (default: up to 4).
@@ -153,11 +190,10 @@ def mini_brain(
     rng = {name: np.random.default_rng(s) for name, s in streams.items()}
     def report(fraction: float, message: str) -> None:
         if progress is not None:
-            progress(int(round(1000 * fraction)), 1000)
+            progress(round(1000 * fraction), 1000)
 
-    neurons, codebook, brightness = _neuron_identities(
-        rng["identity"], n_neurons, n_channels, expression_p
-    )
+    neurons, codebook, brightness = _neuron_identities(rng["identity"], n_neurons, n_channels,
+                                                       expression_p)
     shapes = [CELL_TYPES[t] for t in neurons["cell_type"]]
     labels = geometry.build_labels(rng["geometry"], shapes, shape, spacing, fill_fraction)
     neurons["n_voxels"] = np.bincount(labels.ravel(), minlength=n_neurons + 1)[1:]
@@ -170,16 +206,19 @@ def mini_brain(
 
     em = _render_em(rng["em"], labels, synapses, spacing, noise)
     report(0.55, "EM rendered")
-    barcode_image = _render_barcodes(
-        streams["barcodes"], labels, brightness, spacing, dropout, noise, barcode_dtype,
-        workers, report,
+    exm_images = exm.image_in_rounds(  # barcode_image, reference_image, rounds, shifts
+        [streams[name] for name in ("barcodes", "rounds", "reference")], labels, brightness,
+        spacing, tags_per_round=tags_per_round or n_channels, round_shift=round_shift,
+        dropout=dropout, noise=noise, blur=blur, dtype=barcode_dtype, workers=workers,
+        report=lambda done, message: report(0.55 + 0.45 * done, message),
     )
     report(1.0, "done")
     return MiniBrain(
-        em=em, barcode_image=barcode_image, labels=labels, codebook=codebook,
-        synapses=synapses, neurons=neurons, connectome=connectome,
-        voxel_size=tuple(float(v) for v in spacing), expansion_factor=float(expansion_factor),
-        seed=seed, channel_names=[f"tag{c + 1:02d}" for c in range(n_channels)],
+        em=em, labels=labels, codebook=codebook, synapses=synapses, neurons=neurons,
+        connectome=connectome, voxel_size=tuple(float(v) for v in spacing),
+        expansion_factor=float(expansion_factor), seed=seed,
+        channel_names=[f"tag{c + 1:02d}" for c in range(n_channels)],
+        fragment_size=int(fragment_size), **exm_images,
     )
 
 
@@ -187,28 +226,20 @@ def _neuron_identities(rng, n_neurons, n_channels, expression_p):
     names = list(NT_PROBABILITIES)
     nt = rng.choice(names, size=n_neurons, p=list(NT_PROBABILITIES.values()))
     thick = rng.random(n_neurons) < 0.5
-    cell_type = [
-        ("T1" if big else "T2") if t == "ACh" else _TYPE_OF_NT[t] for t, big in zip(nt, thick)
-    ]
-    codebook = rng.random((n_neurons, n_channels)) < expression_p
-    silent = np.flatnonzero(~codebook.any(axis=1))
-    codebook[silent, rng.integers(0, n_channels, len(silent))] = True
-    # Expression levels vary a lot between cells and tags; lognormal keeps them positive.
-    brightness = rng.lognormal(0.0, 0.45, (n_neurons, n_channels)) * codebook
+    cell_type = [("T1" if big else "T2") if t == "ACh" else _TYPE_OF_NT[t]
+                 for t, big in zip(nt, thick)]
+    codebook, brightness = exm.draw_barcodes(rng, n_neurons, n_channels, expression_p)
+    barcode = ["".join("1" if bit else "0" for bit in row) for row in codebook]
     neurons = pd.DataFrame(
-        {
-            "nt": nt.astype(str),
-            "cell_type": cell_type,
-            "barcode": ["".join("1" if bit else "0" for bit in row) for row in codebook],
-        },
+        {"nt": nt.astype(str), "cell_type": cell_type, "barcode": barcode},
         index=pd.Index(np.arange(1, n_neurons + 1, dtype=np.int64), name="neuron_id"),
     )
     return neurons, codebook, brightness
 
 
 def _synapse_table(rng, labels, neurons, synapses_per_contact, connection_p):
-    sites = geometry.choose_synapse_sites(rng, labels, synapses_per_contact, connection_p)
-    pre_voxel, post_voxel = sites
+    pre_voxel, post_voxel = geometry.choose_synapse_sites(rng, labels, synapses_per_contact,
+                                                          connection_p)
     flat = labels.reshape(-1)
     pre = flat[pre_voxel].astype(np.int64)
     columns = {}
@@ -296,51 +327,12 @@ def _paint_synapses(em, fine, labels, synapses, spacing):
         em[tuple(voxels[ok].T)] = level
 
 
-def _render_barcodes(seed_sequence, labels, brightness, spacing, dropout, noise, dtype,
-                     workers, report):
-    """(c, z, y, x) ExM tag channels; each channel has its own random stream, so the
-    result does not depend on which thread renders it."""
-    n_channels = brightness.shape[1]
-    out = np.empty((n_channels,) + labels.shape, dtype=np.dtype(dtype))
-    *streams, shared = seed_sequence.spawn(n_channels + 1)
-    rng = np.random.default_rng(shared)
-    background = _BACKGROUND * rng.uniform(0.7, 1.3, n_channels)
-    sigma = _sigma_voxels(1.0, spacing)
-    keep_above = np.uint16(min(round(dropout * 65536), 65535))
-
-    def render(channel):
-        rng = np.random.default_rng(streams[channel])
-        level = np.r_[0.0, brightness[:, channel] * _SIGNAL].astype(np.float32)
-        signal = level[labels]
-        if dropout > 0:
-            signal *= rng.integers(0, 65536, labels.shape, dtype=np.uint16) >= keep_above
-        gaussian_filter(signal, sigma, output=signal, truncate=3.0)
-        signal += np.float32(background[channel])
-        if noise > 0:
-            # Photon shot noise grows with the signal; read noise is a constant floor.
-            std = signal * np.float32(_COUNTS_PER_PHOTON)
-            std += np.float32(_READ_NOISE**2)
-            np.sqrt(std, out=std)
-            std *= np.float32(noise) * rng.standard_normal(labels.shape, dtype=np.float32)
-            signal += std
-            del std
-        if out.dtype == np.uint16:
-            np.clip(signal, 0, 65535, out=signal)
-            np.rint(signal, out=signal)
-        out[channel] = signal
-
-    n_workers = workers or min(4, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        for done, _ in enumerate(pool.map(render, range(n_channels)), start=1):
-            report(0.55 + 0.45 * done / n_channels, f"barcode channel {done}/{n_channels}")
-    return out
-
-
 # Allowed ranges of the numeric arguments, in interval notation.
 _RANGES = {
     "anisotropy": "(0, inf)", "expression_p": "(0, 1]", "noise": "[0, inf)",
     "dropout": "[0, 1)", "expansion_factor": "(0, inf)", "synapses_per_contact": "(0, inf)",
-    "connection_p": "[0, 1]", "fill_fraction": "(0, 0.95]",
+    "connection_p": "[0, 1]", "fill_fraction": "(0, 0.95]", "blur": "[0, inf)",
+    "round_shift": "[0, inf)",
 }
 
 
@@ -380,6 +372,11 @@ def _validate(args):
          "voxel_size must be 3 positive numbers, nm per voxel (z, y, x)"),
         *((_is_number(args[name]) and _in_interval(args[name], interval),
            f"{name} must be a number in {interval}") for name, interval in _RANGES.items()),
+        (args["tags_per_round"] is None or (_is_int(args["tags_per_round"])
+                                             and args["tags_per_round"] >= 1),
+         "tags_per_round must be a whole number >= 1, or None (all tags in one round)"),
+        (_is_int(args["fragment_size"]) and args["fragment_size"] >= 1,
+         "fragment_size must be a whole number >= 1 (voxels per fragment)"),
         (args["barcode_dtype"] in ("uint16", "float32", np.uint16, np.float32),
          "barcode_dtype must be 'uint16' (half the memory) or 'float32'"),
         (args["workers"] is None or (_is_int(args["workers"]) and args["workers"] >= 1),

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from skimage.measure import label as label_components
 from scipy.ndimage import gaussian_filter1d
 
 # A voxel's owner is packed with its normalised distance into one uint64 (distance in
@@ -190,8 +191,37 @@ def build_labels(rng, cell_shapes, shape, spacing, fill_fraction):
     radius = np.sqrt(_nominal_fill(fill_fraction) * volume / (np.pi * length))
     radius = float(np.clip(radius, max(0.6 * preferred, 1.5 * unit), 2.0 * preferred))
     labels = rasterise(tubes, radius, shape, spacing, min_radius=1.5 * unit)
+    _give_strays_to_neighbours(labels)
     _guarantee_every_neuron(labels, np.array(anchors), spacing)
     return labels
+
+
+def _give_strays_to_neighbours(labels):
+    """Make every neuron one connected piece, as a traced neuron is.
+
+    Where a thick tube crosses a thin one, nearest-tube painting cuts the thin one;
+    each neuron keeps its largest piece and every other piece joins the neighbouring
+    main piece it shares most faces with (or becomes extracellular space).
+    """
+    pieces = label_components(labels, background=0, connectivity=1)
+    owner = np.zeros(pieces.max() + 1, np.int64)
+    owner[pieces.ravel()] = labels.ravel()
+    sizes = np.bincount(pieces.ravel())
+    order = np.lexsort((-sizes[1:], owner[1:])) + 1  # by neuron, largest piece first
+    main = np.zeros_like(owner, dtype=bool)
+    main[order[np.r_[True, owner[order][1:] != owner[order][:-1]]]] = True
+    pairs = [np.stack([np.take(pieces, range(n - 1), axis=a).ravel(), np.take(pieces, range(1, n), axis=a).ravel()])
+             for a, n in enumerate(pieces.shape)]
+    a, b = np.concatenate(pairs, axis=1)
+    touching = (a != b) & (a > 0) & (b > 0)
+    a, b = np.r_[a[touching], b[touching]], np.r_[b[touching], a[touching]]
+    stray_to_main = ~main[a] & main[b]
+    contacts, counts = np.unique(np.stack([a[stray_to_main], b[stray_to_main]]), axis=1, return_counts=True)
+    new_owner = np.where(main, owner, 0)
+    best = np.lexsort((-counts, contacts[0]))  # per stray, the largest contact first
+    first = best[np.r_[True, contacts[0][best][1:] != contacts[0][best][:-1]]]
+    new_owner[contacts[0][first]] = owner[contacts[1][first]]
+    labels[...] = new_owner[pieces]
 
 
 def _guarantee_every_neuron(labels, anchors, spacing):

@@ -1,5 +1,6 @@
 """Tests of the synthetic mini brain (napari_wbe.phantom); no display needed."""
 
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -7,11 +8,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from skimage.filters import window
+from skimage.measure import label as connected_components
+from skimage.registration import phase_cross_correlation
 
 from napari_wbe import phantom
 from napari_wbe.connectome import NT_SIGN, Connectome
 
 SMALL = dict(n_neurons=12, shape=(24, 64, 64), n_channels=6)
+# Digests of the outputs before imaging rounds, blur and fragments were added: the
+# committed sample_data/ and every saved phantom depend on these staying the same.
+DEFAULT_DIGEST = "1ac495858b79c6bb"  # mini_brain()
+SAMPLE_DIGEST = "5494cd31d6f81b17"  # mini_brain(20, (24, 112, 112), 10, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +44,10 @@ def test_shapes_and_dtypes(mb):
     assert mb.expansion_factor == 4.0 and mb.barcode_voxel_size == (32.0, 32.0, 32.0)
     assert len(mb.channel_names) == 18
     assert "MiniBrain" in repr(mb) and "40 neurons" in repr(mb)
+    # By default all tags are imaged in one unshifted round, with its reference stain.
+    assert mb.round_of_channel.dtype == np.int64 and not mb.round_of_channel.any()
+    np.testing.assert_array_equal(mb.round_shifts, np.zeros((1, 3)))
+    assert mb.reference_image.shape == (1,) + shape and mb.reference_image.dtype == np.uint16
 
 
 def test_every_neuron_present_and_volume_is_dense(mb):
@@ -203,6 +215,126 @@ def test_progress_reports_to_the_end():
     assert seen and seen[-1] == (1000, 1000) and seen == sorted(seen)
 
 
+def _digest(mb):
+    """A short hash of everything a phantom's users keep: images, truth and synapses."""
+    h = hashlib.sha256()
+    columns = [mb.synapses[c].to_numpy() for c in mb.synapses.columns if c != "nt"]
+    for a in [mb.em, mb.labels, mb.barcode_image, mb.codebook, *columns,
+              np.array(mb.synapses["nt"], dtype="U4")]:
+        h.update(f"{a.dtype.str}{a.shape}".encode() + np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+def test_default_output_does_not_change_by_accident(mb):
+    # Update the digests (and regenerate sample_data/) only when the phantom is changed on purpose.
+    assert _digest(mb) == DEFAULT_DIGEST
+    sample = phantom.mini_brain(n_neurons=20, shape=(24, 112, 112), n_channels=10, seed=0)
+    assert _digest(sample) == SAMPLE_DIGEST
+
+
+def test_fragments_over_segment_the_neurons(mb):
+    fragments, to_neuron = mb.fragments, mb.fragment_to_neuron
+    assert fragments.shape == mb.labels.shape and fragments.dtype == np.uint32
+    sizes = np.bincount(fragments.ravel())[1:]
+    n = len(sizes)
+    assert sizes.min() > 0, "ids 1..n, none missing"
+    assert to_neuron.shape == (n + 1,) and to_neuron[0] == 0
+    # A map from fragment to neuron that reproduces the truth: every neuron voxel is in
+    # a fragment and every fragment lies inside one neuron (no false merges).
+    np.testing.assert_array_equal(to_neuron[fragments], mb.labels)
+    # Connected: one face-connected component per fragment.
+    assert connected_components(fragments, background=0, connectivity=1).max() == n
+    # Several pieces per neuron, mostly of about fragment_size voxels.
+    assert n > 5 * len(mb.neurons)
+    typical = np.median(np.repeat(sizes, sizes))  # the fragment of a typical voxel
+    assert 0.5 * mb.fragment_size < typical < 2 * mb.fragment_size, typical
+    assert mb.fragments is fragments, "computed once, then cached"
+    # Ids follow space, not neurons, so they give nothing away.
+    assert np.any(np.diff(to_neuron[1:].astype(np.int64)) < 0)
+
+
+def test_oversegment_is_deterministic_and_follows_fragment_size(small):
+    fine, fine_to_neuron = small.oversegment(300)
+    again, _ = small.oversegment(300)
+    np.testing.assert_array_equal(fine, again)
+    np.testing.assert_array_equal(fine_to_neuron[fine], small.labels)
+    coarse, _ = small.oversegment(3000)
+    assert fine.max() > 2 * coarse.max()
+    bigger = phantom.mini_brain(**SMALL, seed=3, fragment_size=300)
+    np.testing.assert_array_equal(bigger.fragments, fine)
+
+
+def test_round_structure():
+    mb = phantom.mini_brain(**dict(SMALL, n_channels=10), tags_per_round=4, round_shift=2.0)
+    np.testing.assert_array_equal(mb.round_of_channel, [0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
+    assert mb.round_shifts.shape == (3, 3) and mb.round_shifts.dtype == np.float64
+    np.testing.assert_array_equal(mb.round_shifts[0], 0.0)
+    assert np.all(np.abs(mb.round_shifts[:, 1:]) <= 2.0)
+    assert np.all(np.abs(mb.round_shifts[:, 0]) <= 2.0 / 3)
+    assert np.any(mb.round_shifts[1:] != np.rint(mb.round_shifts[1:])), "sub-voxel shifts"
+    assert mb.reference_image.shape == (3, 24, 64, 64)
+    assert mb.reference_image.dtype == np.uint16
+
+
+def test_reference_stains_every_neuron_and_dims_membranes():
+    mb = phantom.mini_brain(**SMALL, seed=1, noise=0.0, dropout=0.0, blur=0.0)
+    reference, labels = mb.reference_image[0].astype(np.float64), mb.labels
+    background = np.median(reference[labels == 0])
+    means = np.bincount(labels.ravel(), weights=reference.ravel())[1:] / mb.neurons["n_voxels"]
+    assert np.all(means > background + 200)
+    assert means.std() > 0.05 * means.mean(), "cells differ in how bright they stain"
+    boundary = np.zeros(labels.shape, bool)
+    boundary[:, :, :-1] |= labels[:, :, :-1] != labels[:, :, 1:]
+    boundary[:, :, 1:] |= labels[:, :, :-1] != labels[:, :, 1:]
+    one_cell = labels == np.argmax(mb.neurons["n_voxels"].to_numpy()) + 1
+    assert reference[one_cell & boundary].mean() < reference[one_cell & ~boundary].mean()
+
+
+def _registered_shift(fixed, moving):
+    """The shift that carries `fixed` onto `moving`, by windowed cross-correlation (the
+    window stops the volume edges from pulling the estimate to zero)."""
+    taper = window("hann", fixed.shape)
+    fixed, moving = (taper * (a - a.mean()) for a in (fixed.astype(float), moving.astype(float)))
+    shift, _, _ = phase_cross_correlation(fixed, moving, upsample_factor=20, normalization=None)
+    return -shift
+
+
+def test_reference_rounds_register_to_the_true_shifts():
+    mb = phantom.mini_brain(**SMALL, seed=2, tags_per_round=2, round_shift=3.0)
+    assert np.abs(mb.round_shifts[1:, 1:]).max() > 1.0, "a real drift to recover"
+    for r in (1, 2):
+        found = _registered_shift(mb.reference_image[0], mb.reference_image[r])
+        np.testing.assert_allclose(found, mb.round_shifts[r], atol=0.5)
+
+
+def test_tags_move_with_their_round():
+    # Without noise, the same brain imaged with and without drift differs by the shifts.
+    kwargs = dict(**SMALL, seed=2, tags_per_round=2, noise=0.0)
+    still = phantom.mini_brain(**kwargs)
+    drifted = phantom.mini_brain(**kwargs, round_shift=3.0)
+    np.testing.assert_array_equal(still.labels, drifted.labels)
+    np.testing.assert_array_equal(drifted.barcode_image[:2], still.barcode_image[:2])
+    for channel in range(2, 6):
+        shift = drifted.round_shifts[drifted.round_of_channel[channel]]
+        found = _registered_shift(still.barcode_image[channel], drifted.barcode_image[channel])
+        np.testing.assert_allclose(found, shift, atol=0.5)
+
+
+def test_blur_and_dropout_are_honoured():
+    sharp = phantom.mini_brain(**SMALL, noise=0.0, dropout=0.0, blur=0.0)
+    inside = sharp.labels > 0
+    expressing = sharp.codebook[:, 0][sharp.labels[inside] - 1]
+    tag = sharp.barcode_image[0][inside]
+    # Unblurred and noiseless: one flat level per neuron, never darker than background.
+    assert len(np.unique(tag)) <= len(sharp.neurons) + 1
+    assert np.all(tag[expressing] > tag[~expressing].max())
+    blurred = phantom.mini_brain(**SMALL, noise=0.0, dropout=0.0, blur=2.0)
+    assert len(np.unique(blurred.barcode_image[0][inside])) > 10 * len(sharp.neurons)
+    punctate = phantom.mini_brain(**SMALL, noise=0.0, dropout=0.5, blur=0.0)
+    dark = punctate.barcode_image[0][inside][expressing] <= tag[~expressing].max()
+    assert 0.45 < dark.mean() < 0.55
+
+
 @pytest.mark.parametrize(
     "kwargs, words",
     [
@@ -227,6 +359,13 @@ def test_progress_reports_to_the_end():
         (dict(barcode_dtype="int8"), "barcode_dtype"),
         (dict(workers=0), "workers"),
         (dict(progress="yes"), "progress"),
+        (dict(blur=-1.0), "blur"),
+        (dict(tags_per_round=0), "tags_per_round"),
+        (dict(tags_per_round=2.5), "tags_per_round"),
+        (dict(round_shift=-0.5), "round_shift"),
+        (dict(round_shift=float("nan")), "round_shift"),
+        (dict(fragment_size=0), "fragment_size"),
+        (dict(fragment_size=1.5), "fragment_size"),
     ],
 )
 def test_bad_input_is_named(kwargs, words):
@@ -234,11 +373,15 @@ def test_bad_input_is_named(kwargs, words):
         phantom.mini_brain(**kwargs)
 
 
-def test_error_messages_say_how_to_fix():
+def test_error_messages_say_how_to_fix(small):
     with pytest.raises(ValueError, match=r"\(0, 1\]; got expression_p=0"):
         phantom.mini_brain(expression_p=0)
     with pytest.raises(ValueError, match=r"e\.g\. \(48, 192, 192\)"):
         phantom.mini_brain(shape=(1, 2, 3))
+    with pytest.raises(ValueError, match=r">= 1, or None \(all tags in one round\); got"):
+        phantom.mini_brain(tags_per_round=0)
+    with pytest.raises(ValueError, match=r"fragment_size must be a whole number >= 1"):
+        small.oversegment(0)
 
 
 def test_imports_neither_qt_nor_napari():
