@@ -35,7 +35,11 @@ def global_levels(stack: da.Array, low_percentile: float = 50.0, high_percentile
     n_voxels = math.prod(stack.shape[1:])
     step = max(1, math.ceil((n_voxels / LEVEL_SAMPLES) ** (1 / 3)))
     sample = np.asarray(stack[:, ::step, ::step, ::step].compute(), dtype=np.float64).reshape(stack.shape[0], -1)
-    bad = np.flatnonzero(~np.isfinite(sample).all(axis=1))
+    if np.dtype(stack.dtype).kind == "f":  # one pass over the data, before anything is written
+        finite = da.isfinite(stack).all(axis=tuple(range(1, stack.ndim))).compute()
+    else:
+        finite = np.ones(stack.shape[0], bool)
+    bad = np.flatnonzero(~finite)
     if len(bad):
         raise ValueError(
             f"Channels {bad.tolist()} contain NaN or infinite values; replace them (e.g. np.nan_to_num) "

@@ -1,0 +1,162 @@
+"""Barcode decoding on the mini-brain phantom: accuracy, learning, chunking, bad input."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+from skimage.metrics import adapted_rand_error
+
+from napari_wbe import barcodes
+from napari_wbe.barcode_codebook import CodebookError
+from napari_wbe.barcode_learning import register_rounds
+from napari_wbe.phantom import mini_brain
+
+
+@pytest.fixture(scope="module")
+def mb():
+    return mini_brain(n_neurons=30, shape=(32, 128, 128), n_channels=12, seed=2)
+
+
+@pytest.fixture(scope="module")
+def decoded(mb):
+    return barcodes.decode(mb.barcode_image, codebook=mb.codebook)
+
+
+def voxels_right(labels: np.ndarray, truth: np.ndarray) -> float:
+    """Fraction of true foreground voxels whose label's majority neuron is theirs."""
+    fg = truth > 0
+    pairs, counts = np.unique(np.stack([labels[fg], truth[fg]]), axis=1, return_counts=True)
+    order = np.lexsort((-counts, pairs[0]))
+    first = order[np.r_[True, pairs[0][order][1:] != pairs[0][order][:-1]]]
+    majority = np.zeros(int(labels.max()) + 1, np.int64)
+    majority[pairs[0][first]] = pairs[1][first]
+    majority[0] = -1
+    return float((majority[labels] == truth)[fg].mean())
+
+
+def test_decoding_with_the_true_codebook(mb, decoded):
+    assert decoded.labels.dtype == np.uint32 and decoded.labels.shape == mb.labels.shape
+    assert voxels_right(decoded.labels, mb.labels) > 0.93
+    assert list(decoded.table.columns) == ["label", "code", "code_index", "name", "n_voxels", "mean_confidence"]
+    assert decoded.table["label"].tolist() == list(range(1, len(decoded.table) + 1))
+    sizes = np.bincount(decoded.labels.ravel())[1:]
+    np.testing.assert_array_equal(sizes, decoded.table["n_voxels"])
+    assert 0 <= decoded.confidence.min() and decoded.confidence.max() <= 1.0001
+    assert decoded.report["n_codes"] == 30 and decoded.report["expected_cells_sharing_a_code"] < 1
+
+
+def test_learned_codebook_finds_the_cells(mb):
+    res = barcodes.decode(mb.barcode_image)
+    learned = {tuple(row) for row in res.codebook.codes}
+    big = np.bincount(mb.labels.ravel(), minlength=31)[1:] >= 500
+    found = [tuple(mb.codebook[i]) in learned for i in np.flatnonzero(big)]
+    assert np.mean(found) >= 0.9
+    assert len(learned - {tuple(row) for row in mb.codebook}) <= 2
+    assert voxels_right(res.labels, mb.labels) > 0.9
+
+
+def test_chunked_run_equals_in_memory_run(mb, decoded, tmp_path):
+    image = da.from_array(mb.barcode_image, chunks=(12, 16, 64, 64))
+    chunked = barcodes.decode(image, codebook=mb.codebook, chunks=(16, 48, 48))  # 2 x 3 x 3 blocks
+    np.testing.assert_array_equal(chunked.labels, decoded.labels)
+    np.testing.assert_array_equal(chunked.confidence, decoded.confidence)
+    assert chunked.table.equals(decoded.table)
+    on_disk = barcodes.decode(image, codebook=mb.codebook, chunks=(16, 48, 48), out=tmp_path / "labels.ome.zarr")
+    assert isinstance(on_disk.labels, da.Array)
+    np.testing.assert_array_equal(on_disk.labels.compute(), decoded.labels)
+    assert (tmp_path / "labels-confidence.ome.zarr").is_dir()
+
+
+def test_identity_by_code_joins_pieces_of_one_code(mb, decoded):
+    by_code = barcodes.decode(mb.barcode_image, codebook=mb.codebook, identity="code")
+    assert len(by_code.table) <= len(decoded.table)
+    assert by_code.table["code_index"].is_unique
+
+
+def test_threshold_decoder_runs_like_the_prism_analysis(mb):
+    res = barcodes.decode(mb.barcode_image, codebook=mb.codebook, method="threshold")
+    assert voxels_right(res.labels, mb.labels) > 0.6  # far below "metric": why metric is the default
+
+
+def test_fragments_are_agglomerated_by_barcode(mb):
+    res = barcodes.decode(mb.barcode_image, fragments=mb.fragments)
+    assert len(res.table) < mb.fragments.max()
+    assert adapted_rand_error(mb.labels, res.labels)[0] < 0.05
+
+
+def test_one_array_per_tag_is_the_same_as_a_stack(mb, decoded):
+    res = barcodes.decode(list(mb.barcode_image), channel_axis=None, codebook=mb.codebook)
+    np.testing.assert_array_equal(res.labels, decoded.labels)
+
+
+def test_round_shifts_are_measured_and_undone():
+    shifted = mini_brain(n_neurons=30, shape=(32, 128, 128), n_channels=12, seed=2, tags_per_round=4,
+                         round_shift=3.0)
+    shifts = register_rounds(shifted.reference_image)
+    np.testing.assert_allclose(shifts[:, 1:], -shifted.round_shifts[:, 1:], atol=0.5)
+    plain = barcodes.decode(shifted.barcode_image, codebook=shifted.codebook)
+    registered = barcodes.decode(shifted.barcode_image, codebook=shifted.codebook,
+                                 reference=shifted.reference_image, round_of_channel=shifted.round_of_channel)
+    assert voxels_right(registered.labels, shifted.labels) > voxels_right(plain.labels, shifted.labels) + 0.02
+    # the reference may also travel as extra channels of the image
+    stacked = np.concatenate([shifted.barcode_image, shifted.reference_image])
+    inline = barcodes.decode(stacked, codebook=shifted.codebook, reference_channels=[12, 13, 14],
+                             round_of_channel=shifted.round_of_channel)
+    np.testing.assert_array_equal(inline.labels, registered.labels)
+
+
+def test_preview_of_one_slice(mb):
+    decoder = barcodes.Decoder(mb.barcode_image, codebook=mb.codebook)
+    preview = decoder.preview(10)
+    assert preview["code"].shape == mb.labels.shape[1:]
+    strict = decoder.with_options(min_similarity=0.97).preview(10)
+    assert (strict["code"] > 0).sum() < (preview["code"] > 0).sum()
+    counts, edges = decoder.histograms
+    assert counts.shape == (12, len(edges) - 1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"channel_axis": None}, ValueError, "one channel per tag"),
+        ({"codebook": np.eye(5, dtype=bool)}, CodebookError, "5 bits but the image has 12"),
+        ({"method": "magic"}, ValueError, "method must be one of"),
+        ({"identity": "vibes"}, ValueError, "identity must be one of"),
+        ({"reference_channels": [40]}, ValueError, "out of range"),
+        ({"reference": np.zeros((2, 32, 128, 128))}, ValueError, "round_of_channel"),
+        ({"thresholds": [0.1, 0.2]}, ValueError, "one value per channel"),
+    ],
+)
+def test_bad_arguments(mb, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        barcodes.decode(mb.barcode_image, **kwargs)
+
+
+def test_bad_images(mb):
+    with pytest.raises(ValueError, match="one channel per tag"):
+        barcodes.decode(mb.barcode_image[0])
+    nan = mb.barcode_image.astype(np.float32)
+    nan[3, 5, 5, 5] = np.nan
+    with pytest.raises(ValueError, match=r"Channels \[3\] contain NaN"):
+        barcodes.decode(nan)
+    empty = mb.barcode_image.copy()
+    empty[7] = 0
+    with pytest.raises(ValueError, match=r"Channels \[7\] are empty"):
+        barcodes.decode(empty)
+    with pytest.raises(ValueError, match="fragments must be integer"):
+        barcodes.decode(mb.barcode_image, fragments=mb.labels.astype(float))
+
+
+def test_nothing_is_written_when_the_input_is_bad(mb, tmp_path):
+    bad = mb.barcode_image.copy()
+    bad[2] = 0
+    with pytest.raises(ValueError):
+        barcodes.decode(da.from_array(bad, chunks=(12, 16, 64, 64)), out=tmp_path / "labels.ome.zarr")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_progress_is_reported_to_the_end(mb):
+    seen = []
+    barcodes.decode(mb.barcode_image, codebook=mb.codebook, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (1000, 1000) and [d for d, _ in seen] == sorted(d for d, _ in seen)
