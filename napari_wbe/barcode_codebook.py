@@ -134,10 +134,13 @@ def as_codebook(codebook) -> Codebook | None:
 # --- learning -------------------------------------------------------------------------
 
 
-def pack_bits(bits: np.ndarray) -> np.ndarray:
-    """(..., n_bits) bool -> int64 code numbers (bit i has weight 2**i); n_bits <= 62."""
-    weights = (1 << np.arange(bits.shape[-1], dtype=np.int64))
-    return (bits.astype(np.int64) * weights).sum(axis=-1)
+def pack_bits(bits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Bool bits along `axis` -> int64 code numbers (bit i has weight 2**i); n_bits <= 62."""
+    bits = np.moveaxis(np.asarray(bits), axis, 0)
+    numbers = np.zeros(bits.shape[1:], np.int64)
+    for i, bit in enumerate(bits):
+        numbers |= bit.astype(np.int64) << i
+    return numbers
 
 
 def unpack_bits(numbers: np.ndarray, n_bits: int) -> np.ndarray:

@@ -14,6 +14,8 @@ import numba
 import numpy as np
 from scipy import ndimage as ndi
 
+from .barcode_codebook import pack_bits
+
 # Voxels matched to codes in slabs of this many, to bound the (voxels x codes) matrix.
 _SLAB = 1 << 17
 
@@ -83,9 +85,7 @@ def nearest_code(u: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.n
 
 def threshold_code(x: np.ndarray, thresholds: np.ndarray, code_numbers: np.ndarray) -> np.ndarray:
     """Index into the codebook of each voxel's exact bit pattern, -1 when not in it."""
-    number = np.zeros(x.shape[1:], np.int64)
-    for c in range(x.shape[0]):
-        number |= (x[c] > thresholds[c]).astype(np.int64) << c
+    number = pack_bits(x > thresholds[:, None, None, None], axis=0)
     order = np.argsort(code_numbers)
     pos = np.clip(np.searchsorted(code_numbers[order], number), 0, len(order) - 1)
     return np.where(code_numbers[order][pos] == number, order[pos], -1).astype(np.int32)

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import dask.array as da
 import numpy as np
+from scipy.sparse import coo_matrix
 from skimage.filters import threshold_otsu
 from skimage.registration import phase_cross_correlation
 
@@ -119,7 +120,7 @@ def learn_codebook(x: np.ndarray, settings: DecodeSettings, book: Codebook | Non
     if book is not None:
         return book, settings
     n_bits = x.shape[0]
-    numbers = pack_bits(np.moveaxis(x > levels[:, None, None, None], 0, -1))
+    numbers = pack_bits(x > levels[:, None, None, None], axis=0)
     candidates, support = np.unique(numbers[_interior(numbers, fg)], return_counts=True)
     keep = (candidates != 0) & (support >= candidate_support)
     candidates, support = candidates[keep], support[keep]
@@ -127,13 +128,13 @@ def learn_codebook(x: np.ndarray, settings: DecodeSettings, book: Codebook | Non
     flat_x = x.reshape(n_bits, -1)
     for _ in range(iterations):
         codes = unpack_bits(candidates, n_bits).astype(np.float32)
-        index, similarity = nearest_code(u, codes / np.linalg.norm(codes, axis=1, keepdims=True))
-        assigned = np.where(fg & (similarity >= LEARN_SIMILARITY), index, -1)
+        assigned = np.full(fg.shape, -1, np.int64)
+        index, similarity = nearest_code(u[:, fg], codes / np.linalg.norm(codes, axis=1, keepdims=True))
+        assigned[fg] = np.where(similarity >= LEARN_SIMILARITY, index, -1)
         inside = _interior(assigned, assigned >= 0).ravel()
         votes = assigned.ravel()[inside]
         support = np.bincount(votes, minlength=len(candidates))
-        sums = np.stack([np.bincount(votes, weights=flat_x[c, inside], minlength=len(candidates))
-                         for c in range(n_bits)], axis=1)
+        sums = group_sums(votes, flat_x[:, inside], len(candidates))
         seen = support > 0
         reread = pack_bits(sums[seen] / support[seen, None] > code_threshold)
         candidates, inverse = np.unique(reread, return_inverse=True)
@@ -165,16 +166,23 @@ def refine_centroids(x: np.ndarray, settings: DecodeSettings, book: Codebook, it
     fg = foreground(x, settings.foreground_threshold).ravel()
     flat, flat_x = u.reshape(u.shape[0], -1), x.reshape(x.shape[0], -1)
     profiles = book.codes.astype(np.float32)
+    inside_fg = np.flatnonzero(fg)
+    flat, flat_x = flat[:, inside_fg], flat_x[:, inside_fg]
     for _ in range(iterations):
-        index, similarity = nearest_code(u, centroids)
-        index, confident = index.ravel(), fg & (similarity.ravel() >= settings.min_similarity)
+        index, similarity = nearest_code(flat, centroids)
+        confident = similarity >= settings.min_similarity
         counts = np.bincount(index[confident], minlength=len(centroids))
-        sums = np.stack([np.bincount(index[confident], weights=flat[c, confident], minlength=len(centroids))
-                         for c in range(flat.shape[0])], axis=1)
+        sums = group_sums(index[confident], flat[:, confident], len(centroids))
         enough = counts >= min_voxels
         sums[enough] /= np.linalg.norm(sums[enough], axis=1, keepdims=True)
         centroids = np.where(enough[:, None], sums, centroids).astype(np.float32)
-        means = np.stack([np.bincount(index[confident], weights=flat_x[c, confident], minlength=len(centroids))
-                          for c in range(flat_x.shape[0])], axis=1) / np.maximum(counts, 1)[:, None]
+        means = group_sums(index[confident], flat_x[:, confident], len(centroids)) / np.maximum(counts, 1)[:, None]
         profiles = np.where(enough[:, None], means, profiles).astype(np.float32)
     return replace(settings, centroids=centroids, profiles=profiles)
+
+
+def group_sums(groups: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """(n_groups, C) sums of the (C, N) `values` columns by group: one sparse product."""
+    membership = coo_matrix((np.ones(len(groups), np.float32), (groups, np.arange(len(groups)))),
+                            shape=(n_groups, len(groups))).tocsr()
+    return np.asarray(membership @ values.T.astype(np.float32))
