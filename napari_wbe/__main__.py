@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-WIDGETS = ("Load volume", "Project")
+WIDGETS = ("Load volume", "Project", "Decode barcodes")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -22,8 +22,9 @@ def open_viewer(paths=(), sample: bool = True, show: bool = True):
 
 
 def set_up_viewer(viewer, paths=(), sample: bool = True):
-    for widget in WIDGETS:
-        viewer.window.add_plugin_dock_widget("napari-wbe", widget)
+    docks = [viewer.window.add_plugin_dock_widget("napari-wbe", widget, tabify=index > 0)[0]
+             for index, widget in enumerate(WIDGETS)]  # one dock area, a tab per stage
+    docks[0].raise_()  # start where a session starts: loading a volume
     if paths:
         viewer.open(list(paths), plugin="napari-wbe")
     elif sample:
