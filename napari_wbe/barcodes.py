@@ -33,7 +33,13 @@ import pandas as pd
 
 from .barcode_codebook import Codebook, CodebookError, as_codebook, collision_report, pack_bits
 from .barcode_decoding import DecodeSettings, decode_block, fill_block
-from .barcode_learning import global_levels, learn_codebook, learning_sample, refine_centroids, register_rounds
+from .barcode_learning import (
+    global_levels,
+    learn_codebook,
+    learning_sample,
+    refine_centroids,
+    register_rounds,
+)
 from .chunked_labels import label_by_value, label_equal_values, label_means
 from .formats.common import compute_with_progress
 
@@ -156,7 +162,9 @@ class Decoder:
 
     def with_options(self, **changes) -> "Decoder":
         """The same decoder with other thresholds (foreground_threshold, min_similarity,
-        fill_iterations, min_size, identity): no relearning."""
+        fill_iterations, min_size, identity): no relearning. The codes' tag profiles stay
+        those measured at construction, so a changed min_similarity can differ slightly
+        (well under 1% of voxels) from a decoder built with it."""
         other = copy.copy(self)
         if "min_size" in changes:
             other.min_size = int(changes.pop("min_size"))

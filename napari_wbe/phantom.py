@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import gaussian_filter
 
+from napari_wbe import phantom_contacts as contacts
 from napari_wbe import phantom_exm as exm
 from napari_wbe import phantom_geometry as geometry
 from napari_wbe.connectome import NT_SIGN, Connectome
@@ -238,7 +239,7 @@ def _neuron_identities(rng, n_neurons, n_channels, expression_p):
 
 
 def _synapse_table(rng, labels, neurons, synapses_per_contact, connection_p):
-    pre_voxel, post_voxel = geometry.choose_synapse_sites(rng, labels, synapses_per_contact,
+    pre_voxel, post_voxel = contacts.choose_synapse_sites(rng, labels, synapses_per_contact,
                                                           connection_p)
     flat = labels.reshape(-1)
     pre = flat[pre_voxel].astype(np.int64)
@@ -297,7 +298,7 @@ def _render_em(rng, labels, synapses, spacing, noise):
     em[mito & (coarse < 1.85)] = 0.26
     del coarse, mito
     _paint_synapses(em, fine, labels, synapses, spacing)
-    membrane = geometry.boundary_strength(labels, spacing)
+    membrane = contacts.boundary_strength(labels, spacing)
     em -= membrane * (em - np.float32(0.16))
     del membrane
     gaussian_filter(em, _sigma_voxels(0.7, spacing), output=em)

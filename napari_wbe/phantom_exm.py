@@ -27,7 +27,7 @@ from scipy.ndimage import convolve1d, gaussian_filter
 from scipy.ndimage import shift as shift_image
 from skimage.measure import label as connected_components
 
-from napari_wbe import phantom_geometry as geometry
+from napari_wbe import phantom_contacts as contacts
 
 # Camera model, in counts: tag brightness, background, photon gain, read noise.
 _SIGNAL = 1000.0
@@ -197,7 +197,7 @@ def render_reference(seed_sequence, labels, n_neurons, spacing, *, dropout, nois
     cells = rng.lognormal(0.0, _REFERENCE_SPREAD, n_neurons)
     level = np.r_[0.0, _REFERENCE_LEVEL * _SIGNAL * cells].astype(np.float32)
     clean = _stain(level, labels, dropout, rng)
-    clean *= 1.0 - np.float32(_MEMBRANE_DIMMING) * geometry.boundary_strength(labels, spacing)
+    clean *= 1.0 - np.float32(_MEMBRANE_DIMMING) * contacts.boundary_strength(labels, spacing)
     sigma = _optics_sigma(blur, spacing)
     efficiency = rng.uniform(0.85, 1.15, n_rounds).astype(np.float32)
     background = _BACKGROUND * rng.uniform(0.8, 1.2, n_rounds)

@@ -13,6 +13,7 @@ npe2 = pytest.importorskip("npe2")
 
 MANIFEST = Path(__file__).resolve().parents[1] / "napari_wbe" / "napari.yaml"
 CORE_MODULES = ["napari_wbe.volumes", "napari_wbe.phantom", "napari_wbe.project", "napari_wbe.connectome",
+                "napari_wbe.barcodes", "napari_wbe.barcode_fragments", "napari_wbe.chunked_labels",
                 "napari_wbe.layer_data", "napari_wbe._reader", "napari_wbe._writer"]
 
 

@@ -75,3 +75,43 @@ def run_job(
     job.worker = worker
     worker.start()
     return job
+
+
+class JobHost:
+    """Mixin for widgets that run one background job at a time.
+
+    While a job runs, `busy_buttons()` are greyed out and the widget's `cancel` button (if
+    it has one) is live; progress and the outcome go to its `status` (a StatusArea), a
+    failure in red, a cancellation as "Cancelled.".
+    """
+
+    _job: Job | None = None
+
+    def busy_buttons(self) -> list:
+        return []
+
+    def start_job(self, work, description: str, on_done) -> Job:
+        self._set_busy(True)
+        self.status.busy(f"{description}…")
+
+        def finished(result) -> None:
+            self._set_busy(False)
+            on_done(result)
+
+        self._job = run_job(work, description, finished, self._job_failed, self.status.progress)
+        return self._job
+
+    def cancel_job(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+
+    def _job_failed(self, err: Exception) -> None:
+        self._set_busy(False)
+        cancelled = isinstance(err, Cancelled)
+        self.status.done("Cancelled." if cancelled else str(err), error=not cancelled)
+
+    def _set_busy(self, busy: bool) -> None:
+        for button in self.busy_buttons():
+            button.enabled = not busy
+        if getattr(self, "cancel", None) is not None:
+            self.cancel.enabled = busy

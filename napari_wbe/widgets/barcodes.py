@@ -33,7 +33,7 @@ from qtpy.QtCore import QTimer
 from ..barcodes import METHODS, Decoder
 from ..layer_data import WBE_KEY, features_for_layer
 from ._histograms import ChannelHistograms
-from ._jobs import Cancelled, run_job
+from ._jobs import JobHost
 from ._status import StatusArea
 
 if TYPE_CHECKING:
@@ -46,13 +46,12 @@ DEBOUNCE_MS = 150
 DEFAULTS = {name: p.default for name, p in inspect.signature(Decoder).parameters.items()}
 
 
-class BarcodeWidget(Container):
+class BarcodeWidget(JobHost, Container):
     """Channel layers -> Decoder (Prepare) -> slice preview -> whole-volume labels."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(labels=True)
         self._viewer = napari_viewer
-        self._job = None
         self._decoder: Decoder | None = None
         self._source: dict | None = None  # where the prepared channels sit in the world
         self._shown = None  # (z, foreground, similarity) of the preview on screen
@@ -95,7 +94,7 @@ class BarcodeWidget(Container):
         self.codebook.changed.connect(self._codebook_mode)
         self.prepare_button.changed.connect(self.prepare)
         self.decode_button.changed.connect(self.decode)
-        self.cancel.changed.connect(self._cancel)
+        self.cancel.changed.connect(self.cancel_job)
         self.foreground.changed.connect(self._sliders_moved)
         self.similarity.changed.connect(self._sliders_moved)
         self._viewer.dims.events.current_step.connect(self._schedule_preview)
@@ -179,12 +178,10 @@ class BarcodeWidget(Container):
         if args is None:
             return None
         options = self._slider_options()
-        self._start(lambda report: Decoder(**args, **options, progress=report), "Preparing the decoder",
-                    lambda decoder: self._prepared(decoder, source))
-        return self._job
+        return self.start_job(lambda report: Decoder(**args, **options, progress=report), "Preparing the decoder",
+                              lambda decoder: self._prepared(decoder, source))
 
     def _prepared(self, decoder: Decoder, source: dict, preview: bool = True) -> None:
-        self._set_busy(False)
         self._decoder, self._source, self._shown = decoder, source, None
         book = decoder.codebook
         learned = "learned" if book.support is not None else "from file"
@@ -255,13 +252,11 @@ class BarcodeWidget(Container):
             prepared = decoder if decoder is not None else Decoder(**args, **options, progress=report)
             return prepared, prepared.with_options(**options).run(progress=report)
 
-        self._start(work, "Decoding barcodes", lambda done: self._decoded(*done, source))
-        return self._job
+        return self.start_job(work, "Decoding barcodes", lambda done: self._decoded(*done, source))
 
     def _decoded(self, decoder: Decoder, result, source: dict) -> None:
         if self._decoder is not decoder:  # prepared within this job
             self._prepared(decoder, source, preview=False)
-        self._set_busy(False)
         placement = {"scale": source["scale"], "translate": source["translate"]}
         meta = {WBE_KEY: {"kind": "labels", "codebook": result.codebook.to_dataframe(),
                           "decode_report": result.report}}
@@ -279,24 +274,8 @@ class BarcodeWidget(Container):
         self.status.done(f"Decoded {len(result.table)} labels from {len(result.codebook)} codes"
                          + ("." if shared is None else f" ({shared} codes on several separate cells)."))
 
-    # --- jobs --------------------------------------------------------------------------
-    def _start(self, work, description: str, on_done) -> None:
-        self._set_busy(True)
-        self.status.busy(f"{description}…")
-        self._job = run_job(work, description, on_done, self._failed, self.status.progress)
-
-    def _failed(self, err: Exception) -> None:
-        self._set_busy(False)
-        cancelled = isinstance(err, Cancelled)
-        self.status.done("Cancelled." if cancelled else str(err), error=not cancelled)
-
-    def _cancel(self) -> None:
-        if self._job is not None:
-            self._job.cancel()
-
-    def _set_busy(self, busy: bool) -> None:
-        self.prepare_button.enabled = self.decode_button.enabled = not busy
-        self.cancel.enabled = busy
+    def busy_buttons(self) -> list:
+        return [self.prepare_button, self.decode_button]
 
     def _disconnect(self, *_) -> None:
         self._viewer.dims.events.current_step.disconnect(self._schedule_preview)

@@ -11,7 +11,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, Lin
 from ..formats.common import VolumeError
 from ..layer_data import volume_layer_data
 from ..volumes import Volume, detect_format, list_datasets, load_into_memory, open_volume
-from ._jobs import Cancelled, run_job
+from ._jobs import JobHost
 from ._layers import add_layer_data
 from ._status import StatusArea
 
@@ -22,13 +22,12 @@ KIND_CHOICES = ["auto", "em", "exm", "labels"]
 CHANNEL_CHOICES = ["auto", "0", "1", "2", "3"]
 
 
-class LoaderWidget(Container):
+class LoaderWidget(JobHost, Container):
     """Path -> detected format and datasets -> calibration -> layers."""
 
     def __init__(self, napari_viewer: "napari.viewer.Viewer"):
         super().__init__(labels=True)
         self._viewer = napari_viewer
-        self._job = None
         self.path = FileEdit(label="Path", mode="r", tooltip="A file; use 'Folder…' for zarr, N5 and slice folders")
         self.pick_folder = PushButton(text="Folder…")
         self.format = Label(label="Format", value="–")
@@ -52,7 +51,7 @@ class LoaderWidget(Container):
         self.pick_folder.changed.connect(self._choose_folder)
         self.dataset.changed.connect(self._describe_dataset)
         self.load.changed.connect(self.start_loading)
-        self.cancel.changed.connect(self._cancel)
+        self.cancel.changed.connect(self.cancel_job)
 
     # --- probing: what is at this path -------------------------------------------------
     def _choose_folder(self) -> None:
@@ -118,26 +117,12 @@ class LoaderWidget(Container):
             vol = open_volume(**options)
             return load_into_memory(vol, report) if in_memory else vol
 
-        self._set_busy(True)
-        self.status.busy(f"Loading {os.path.basename(options['path'])}…")
-        self._job = run_job(work, "Loading volume", self._loaded, self._failed, self.status.progress)
-        return self._job
+        return self.start_job(work, f"Loading {os.path.basename(options['path'])}", self._loaded)
 
     def _loaded(self, vol: Volume) -> None:
-        self._set_busy(False)
         layers = add_layer_data(self._viewer, volume_layer_data(vol))
         size = " x ".join(f"{v:g}" for v in vol.voxel_size)
         self.status.done(f"Loaded {len(layers)} layer(s) at {size} nm per voxel.")
 
-    def _failed(self, err: Exception) -> None:
-        self._set_busy(False)
-        cancelled = isinstance(err, Cancelled)
-        self.status.done("Cancelled." if cancelled else str(err), error=not cancelled)
-
-    def _cancel(self) -> None:
-        if self._job is not None:
-            self._job.cancel()
-
-    def _set_busy(self, busy: bool) -> None:
-        self.load.enabled = not busy
-        self.cancel.enabled = busy
+    def busy_buttons(self) -> list:
+        return [self.load]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from magicgui.widgets import Container, FileEdit, PushButton
 
 from ..project import open_project, project_from_layer_data, project_layer_data, save_project
-from ._jobs import run_job
+from ._jobs import JobHost
 from ._layers import add_layer_data
 from ._status import StatusArea
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import napari
 
 
-class ProjectWidget(Container):
+class ProjectWidget(JobHost, Container):
     def __init__(self, napari_viewer: "napari.viewer.Viewer"):
         super().__init__(labels=True)
         self._viewer = napari_viewer
@@ -30,7 +30,7 @@ class ProjectWidget(Container):
 
     def open(self):
         path = os.fspath(self.folder.value)
-        return self._run(lambda report: project_layer_data(open_project(path)), "Opening project", self._opened)
+        return self.start_job(lambda report: project_layer_data(open_project(path)), "Opening project", self._opened)
 
     def save(self):
         path = os.fspath(self.folder.value)
@@ -39,11 +39,10 @@ class ProjectWidget(Container):
             self.status.done("There are no layers to save.", error=True)
             return None
         project = project_from_layer_data(layer_data)  # save_project checks it before writing
-        return self._run(lambda report: save_project(project, path, report), "Saving project", self._saved)
+        return self.start_job(lambda report: save_project(project, path, report), "Saving project", self._saved)
 
-    def _run(self, work, description, on_done):
-        self.status.busy(f"{description}…")
-        return run_job(work, description, on_done, self._failed, self.status.progress)
+    def busy_buttons(self) -> list:
+        return [self.open_button, self.save_button]
 
     def _opened(self, layer_data) -> None:
         layers = add_layer_data(self._viewer, layer_data)
@@ -51,6 +50,3 @@ class ProjectWidget(Container):
 
     def _saved(self, path: str) -> None:
         self.status.done(f"Saved to {path}.")
-
-    def _failed(self, err: Exception) -> None:
-        self.status.done(str(err), error=True)
