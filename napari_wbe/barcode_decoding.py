@@ -35,9 +35,14 @@ class DecodeSettings:
     thresholds: np.ndarray | None = None  # (C,) per-channel thresholds for method "threshold"
     code_numbers: np.ndarray | None = None  # packed codes, for method "threshold"
     fill_iterations: int = 8
+    border_iterations: int = 2
 
     def smoothing_radius(self) -> int:
         return int(math.ceil(4.0 * self.sigma)) if self.sigma > 0 else 0
+
+    def growth_radius(self) -> int:
+        """How far filling and border unmixing reach, on top of prepare's halo."""
+        return self.fill_iterations + self.border_iterations
 
     def shift_radius(self) -> int:
         return 0 if self.shifts is None else int(math.ceil(np.abs(self.shifts).max())) + 1
@@ -116,8 +121,8 @@ def fill_block(block: np.ndarray, settings: DecodeSettings) -> np.ndarray:
 
     Voxels on the border between two cells mix both cells' tags and decode poorly; they
     are filled from the decoded cores outwards, each taking the neighbouring code that
-    explains most of its intensity (projection onto the code's mean intensity profile,
-    so a bright cell does not win every border against a dim one).
+    explains most of its intensity (projection onto the code's mean intensity profile),
+    then every border voxel is re-decided by unmixing the two adjacent cells.
     """
     s = settings
     codes = block[-1]
@@ -128,6 +133,8 @@ def fill_block(block: np.ndarray, settings: DecodeSettings) -> np.ndarray:
     x = np.ascontiguousarray(x)
     profiles = np.ascontiguousarray(profiles, dtype=np.float32)
     filled = _grow_codes(codes.astype(np.int32), fg, x, profiles, s.fill_iterations)
+    if s.border_iterations:
+        filled = _unmix_borders(filled, fg, x, profiles, s.border_iterations)
     confidence = _similarity_to(filled, u, s.centroids)
     return np.stack([filled.astype(np.float32), confidence])
 
@@ -188,3 +195,85 @@ def _grow_codes(codes, fg, x, profiles, iterations):
             break
     return current
 
+
+
+@numba.njit(cache=True)
+def _unmix_borders(codes, fg, x, profiles, iterations):
+    """Re-decide border voxels by two-cell unmixing.
+
+    A voxel on the border of cells A and B sees a blur of both; fitting x ~ a*pA + b*pB
+    (least squares over every pair of adjacent codes, the best-fitting pair wins) gives it
+    to the cell with the larger share, whatever the two cells' brightness."""
+    nz, ny, nx = codes.shape
+    current = codes.copy()
+    candidates = np.zeros(7, np.int64)
+    for _ in range(iterations):
+        nxt = current.copy()
+        for z in range(nz):
+            for y in range(ny):
+                for x_ in range(nx):
+                    own = current[z, y, x_]
+                    if own == 0 or not fg[z, y, x_]:
+                        continue
+                    n = 1
+                    candidates[0] = own
+                    for d in range(6):
+                        zz, yy, xx = z, y, x_
+                        if d == 0:
+                            zz = z - 1
+                        elif d == 1:
+                            zz = z + 1
+                        elif d == 2:
+                            yy = y - 1
+                        elif d == 3:
+                            yy = y + 1
+                        elif d == 4:
+                            xx = x_ - 1
+                        else:
+                            xx = x_ + 1
+                        if zz < 0 or yy < 0 or xx < 0 or zz >= nz or yy >= ny or xx >= nx:
+                            continue
+                        code = current[zz, yy, xx]
+                        if code == 0:
+                            continue
+                        seen = False
+                        for k in range(n):
+                            if candidates[k] == code:
+                                seen = True
+                        if not seen:
+                            candidates[n] = code
+                            n += 1
+                    if n == 1:
+                        continue
+                    best_residual = 1e30
+                    best_code = own
+                    for i in range(n):
+                        for j in range(i + 1, n):
+                            pi = profiles[candidates[i] - 1]
+                            pj = profiles[candidates[j] - 1]
+                            gii = 0.0
+                            gij = 0.0
+                            gjj = 0.0
+                            ri = 0.0
+                            rj = 0.0
+                            xx2 = 0.0
+                            for c in range(x.shape[0]):
+                                v = x[c, z, y, x_]
+                                gii += pi[c] * pi[c]
+                                gij += pi[c] * pj[c]
+                                gjj += pj[c] * pj[c]
+                                ri += pi[c] * v
+                                rj += pj[c] * v
+                                xx2 += v * v
+                            det = gii * gjj - gij * gij
+                            if det <= 1e-12:
+                                continue
+                            a = (gjj * ri - gij * rj) / det
+                            b = (gii * rj - gij * ri) / det
+                            residual = xx2 - 2 * (a * ri + b * rj) + a * a * gii + 2 * a * b * gij + b * b * gjj
+                            if residual < best_residual:
+                                best_residual = residual
+                                best_code = candidates[i] if a >= b else candidates[j]
+                    nxt[z, y, x_] = best_code
+        current = nxt
+    return current

@@ -275,7 +275,7 @@ def _decode_voxels(stack, settings, method, identity, min_size, chunks, out, in_
         # The codes ride along as one more channel, so one overlap serves both.
         with_codes = da.concatenate([stack.astype(np.float32), kept_codes[None].astype(np.float32)],
                                     axis=0).rechunk({0: -1})
-        grow = halo + settings.fill_iterations
+        grow = halo + settings.growth_radius()
         filled = store.keep(map_with_halo(fill_block, with_codes, grow, 2, settings=settings), "filled",
                             stages.within(4))
         filled_codes = filled[0].astype(np.int32)
