@@ -94,8 +94,23 @@ def channel_thresholds(x: np.ndarray, fg: np.ndarray, how) -> np.ndarray:
 
 
 def learning_sample(stack, settings: DecodeSettings) -> np.ndarray:
-    """The prepared central crop that codes, thresholds and profiles are learned on."""
-    return prepare(central_crop(stack, LEARN_VOXELS), settings)
+    """The prepared voxels that codes, thresholds and profiles are learned on.
+
+    A volume up to LEARN_VOXELS is used whole. A larger one gives eight boxes, one in each
+    octant, so cells all over the volume are seen; each box is prepared on its own (its
+    edges as a volume's) and the boxes are stacked along z.
+    """
+    spatial = stack.shape[1:]
+    if math.prod(spatial) <= LEARN_VOXELS:
+        return prepare(np.asarray(stack), settings)
+    side = [max(1, int(s * (LEARN_VOXELS / 8 / math.prod(spatial)) ** (1 / 3))) for s in spatial]
+    side = [min(n, s // 2) for n, s in zip(side, spatial)]
+    boxes = []
+    for octant in np.ndindex(2, 2, 2):
+        centre = [(2 * o + 1) * s // 4 for o, s in zip(octant, spatial)]
+        index = tuple(slice(c - n // 2, c - n // 2 + n) for c, n in zip(centre, side))
+        boxes.append(prepare(np.asarray(stack[(slice(None),) + index]), settings))
+    return np.concatenate(boxes, axis=1)
 
 
 def learn_codebook(x: np.ndarray, settings: DecodeSettings, book: Codebook | None, thresholds, min_support: int,
