@@ -160,3 +160,15 @@ def test_progress_is_reported_to_the_end(mb):
     seen = []
     barcodes.decode(mb.barcode_image, codebook=mb.codebook, progress=lambda d, t: seen.append((d, t)))
     assert seen[-1] == (1000, 1000) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_large_volumes_learn_from_boxes_all_over(mb, monkeypatch):
+    from napari_wbe import barcode_learning
+
+    monkeypatch.setattr(barcode_learning, "LEARN_VOXELS", 200_000)  # the phantom now counts as large
+    res = barcodes.decode(mb.barcode_image)
+    learned = {tuple(row) for row in res.codebook.codes}
+    big = np.bincount(mb.labels.ravel(), minlength=31)[1:] >= 2000
+    assert np.mean([tuple(mb.codebook[i]) in learned for i in np.flatnonzero(big)]) >= 0.8
+    chunked = barcodes.decode(da.from_array(mb.barcode_image, chunks=(12, 16, 64, 64)), chunks=(16, 48, 48))
+    np.testing.assert_array_equal(chunked.labels, res.labels)
