@@ -146,6 +146,22 @@ def _similarity_to(codes: np.ndarray, u: np.ndarray, centroids: np.ndarray) -> n
 
 
 @numba.njit(cache=True)
+def _neighbour(d, z, y, x_):
+    """The d-th (0..5) face neighbour of voxel (z, y, x_)."""
+    if d == 0:
+        return z - 1, y, x_
+    if d == 1:
+        return z + 1, y, x_
+    if d == 2:
+        return z, y - 1, x_
+    if d == 3:
+        return z, y + 1, x_
+    if d == 4:
+        return z, y, x_ - 1
+    return z, y, x_ + 1
+
+
+@numba.njit(cache=True)
 def _grow_codes(codes, fg, x, profiles, iterations):
     nz, ny, nx = codes.shape
     current = codes.copy()
@@ -160,19 +176,7 @@ def _grow_codes(codes, fg, x, profiles, iterations):
                     best_score = -2.0
                     best_code = 0
                     for d in range(6):
-                        zz, yy, xx = z, y, x_
-                        if d == 0:
-                            zz = z - 1
-                        elif d == 1:
-                            zz = z + 1
-                        elif d == 2:
-                            yy = y - 1
-                        elif d == 3:
-                            yy = y + 1
-                        elif d == 4:
-                            xx = x_ - 1
-                        else:
-                            xx = x_ + 1
+                        zz, yy, xx = _neighbour(d, z, y, x_)
                         if zz < 0 or yy < 0 or xx < 0 or zz >= nz or yy >= ny or xx >= nx:
                             continue
                         code = current[zz, yy, xx]
@@ -218,19 +222,7 @@ def _unmix_borders(codes, fg, x, profiles, iterations):
                     n = 1
                     candidates[0] = own
                     for d in range(6):
-                        zz, yy, xx = z, y, x_
-                        if d == 0:
-                            zz = z - 1
-                        elif d == 1:
-                            zz = z + 1
-                        elif d == 2:
-                            yy = y - 1
-                        elif d == 3:
-                            yy = y + 1
-                        elif d == 4:
-                            xx = x_ - 1
-                        else:
-                            xx = x_ + 1
+                        zz, yy, xx = _neighbour(d, z, y, x_)
                         if zz < 0 or yy < 0 or xx < 0 or zz >= nz or yy >= ny or xx >= nx:
                             continue
                         code = current[zz, yy, xx]
