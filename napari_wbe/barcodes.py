@@ -200,7 +200,7 @@ class Decoder:
             labels, confidence, table = _decode_voxels(self.stack, self.settings, self.method, self.identity,
                                                        self.min_size, chunks, out, in_memory, stages)
         book = self.codebook
-        table = _describe(table, book)
+        table = _describe(table, book, self.stack.shape[1:])
         coded = table.loc[table["code_index"] > 0, "code_index"]
         report = collision_report(book.n_bits, float(book.codes.mean()), len(book),
                                   found_shared=int((coded.value_counts() > 1).sum()))
@@ -330,19 +330,23 @@ class _Store:
         return lambda array: self.keep(array, name, None)
 
 
-def _describe(table: pd.DataFrame, book: Codebook) -> pd.DataFrame:
-    """label, code (bits), code_index (1-based), name, n_voxels, a voxel inside (z, y, x)."""
+def _describe(table: pd.DataFrame, book: Codebook, shape: tuple[int, ...]) -> pd.DataFrame:
+    """label, barcode (bits), code_index (1-based), name, n_voxels, mean_confidence, and
+    z, y, x of a voxel inside the cell (its first in scan order: to jump to it)."""
     bits, names = [""] + book.bit_strings(), [""] + book.names  # code 0: a fragment left undecoded
     codes = table["value"].astype(int).to_numpy()
     out = pd.DataFrame({
         "label": table["label"].astype(np.int64).to_numpy(),
-        "code": [bits[c] for c in codes],
+        "barcode": [bits[c] for c in codes],
         "code_index": codes,
         "name": [names[c] for c in codes],
         "n_voxels": table["size"].astype(np.int64).to_numpy(),
     })
     if "mean_confidence" in table:
         out["mean_confidence"] = table["mean_confidence"].to_numpy()
+    inside = np.unravel_index(table["first_index"].astype(np.int64).to_numpy(), shape)
+    for axis, coordinate in zip("zyx", inside):
+        out[axis] = coordinate.astype(np.int64)
     return out
 
 

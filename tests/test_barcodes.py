@@ -38,7 +38,10 @@ def voxels_right(labels: np.ndarray, truth: np.ndarray) -> float:
 def test_decoding_with_the_true_codebook(mb, decoded):
     assert decoded.labels.dtype == np.uint32 and decoded.labels.shape == mb.labels.shape
     assert voxels_right(decoded.labels, mb.labels) > 0.93
-    assert list(decoded.table.columns) == ["label", "code", "code_index", "name", "n_voxels", "mean_confidence"]
+    assert list(decoded.table.columns) == ["label", "barcode", "code_index", "name", "n_voxels", "mean_confidence",
+                                           "z", "y", "x"]
+    inside = decoded.table[["z", "y", "x"]].to_numpy()
+    assert (decoded.labels[tuple(inside.T)] == decoded.table["label"].to_numpy()).all()
     assert decoded.table["label"].tolist() == list(range(1, len(decoded.table) + 1))
     sizes = np.bincount(decoded.labels.ravel())[1:]
     np.testing.assert_array_equal(sizes, decoded.table["n_voxels"])

@@ -84,7 +84,7 @@ def test_prepare_preview_and_decode_the_volume(viewer, qtbot):
     assert type(labels).__name__ == "Labels", widget.status.text
     np.testing.assert_allclose(labels.scale, mb.voxel_size)
     features = labels.features
-    assert "index" in features and {"code", "name", "n_voxels"} <= set(features)
+    assert "index" in features and {"barcode", "name", "n_voxels"} <= set(features)
     assert sorted(features["index"]) == sorted(set(np.unique(labels.data)) - {0})
     meta = labels.metadata[WBE_KEY]
     assert meta["kind"] == "labels" and meta["decode_report"]["n_labels"] == len(features)
