@@ -7,7 +7,10 @@ barcodes.py runs these on one block (numpy) or on many (dask) with the same resu
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numba
@@ -38,29 +41,51 @@ class DecodeSettings:
     border_iterations: int = 2
 
     def smoothing_radius(self) -> int:
-        return int(math.ceil(4.0 * self.sigma)) if self.sigma > 0 else 0
+        """How far `prepare` reads around a voxel (smoothing and round shifts together)."""
+        widest = 0.0 if self.shifts is None else float(np.abs(self.shifts).max())
+        return int(math.ceil((4.0 * self.sigma if self.sigma > 0 else 0.0) + widest))
 
     def growth_radius(self) -> int:
         """How far filling and border unmixing reach, on top of prepare's halo."""
         return self.fill_iterations + self.border_iterations
 
-    def shift_radius(self) -> int:
-        return 0 if self.shifts is None else int(math.ceil(np.abs(self.shifts).max())) + 1
-
 
 def prepare(block: np.ndarray, settings: DecodeSettings) -> np.ndarray:
-    """Registered, normalised (0 = background, 1 = bright), smoothed float32 channels."""
+    """Registered, normalised (0 = background, 1 = bright), smoothed float32 channels.
+
+    A round's sub-voxel shift is folded into the smoothing: one off-centre gaussian per
+    axis moves and smooths at once, as the optics did (linear interpolation would blur
+    each round differently), and it costs no more than the smoothing alone.
+    """
     s = settings
     x = block.astype(np.float32, copy=False)
     out = np.empty(x.shape, np.float32)
     scale = np.maximum(s.high - s.low, 1e-6).astype(np.float32)
     for c in range(x.shape[0]):
-        channel = x[c]
-        if s.shifts is not None and np.any(s.shifts[c]):
-            channel = ndi.shift(channel, s.shifts[c], order=1, mode="nearest")
-        channel = np.maximum((channel - np.float32(s.low[c])) / scale[c], 0.0)
-        out[c] = ndi.gaussian_filter(channel, s.sigma, mode="reflect") if s.sigma > 0 else channel
+        channel = np.maximum((x[c] - np.float32(s.low[c])) / scale[c], 0.0)
+        shift = (0.0, 0.0, 0.0) if s.shifts is None else s.shifts[c]
+        for axis, move in enumerate(shift):
+            weights = shifted_gaussian(s.sigma, float(move))
+            if len(weights) > 1:
+                channel = ndi.correlate1d(channel, weights, axis=axis, mode="reflect")
+        out[c] = channel
     return out
+
+
+def shifted_gaussian(sigma: float, shift: float) -> np.ndarray:
+    """Correlation weights that smooth by `sigma` and move content by `shift` voxels
+    (what sits at p comes to p + shift); linear interpolation weights when sigma is 0."""
+    if sigma <= 0:
+        if shift == 0:
+            return np.ones(1, np.float32)
+        radius = int(math.ceil(abs(shift)))
+        offsets = np.arange(-radius, radius + 1)
+        weights = np.maximum(1.0 - np.abs(offsets + shift), 0.0)
+    else:
+        radius = int(math.ceil(4.0 * sigma + abs(shift)))
+        offsets = np.arange(-radius, radius + 1)
+        weights = np.exp(-0.5 * ((offsets + shift) / sigma) ** 2)
+    return (weights / weights.sum()).astype(np.float32)
 
 
 def unit_vectors(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,13 +104,22 @@ def nearest_code(u: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.n
     best = np.empty(flat.shape[1], np.int32)
     similarity = np.empty(flat.shape[1], np.float32)
     cent_t = np.ascontiguousarray(np.asarray(centroids, dtype=np.float32).T)  # (C, K)
-    for start in range(0, flat.shape[1], _SLAB):
+
+    def match(start: int) -> None:
         # (voxels, codes), so the arg-max runs along contiguous rows
         sims = np.ascontiguousarray(flat[:, start:start + _SLAB].T) @ cent_t
         index = sims.argmax(axis=1)
         best[start:start + _SLAB] = index
-        similarity[start:start + _SLAB] = np.take_along_axis(sims, index[:, None], axis=1)[:, 0]
+        similarity[start:start + _SLAB] = sims[np.arange(len(index)), index]
+
+    # numpy releases the GIL here, so slabs share the cores (learning runs outside dask)
+    list(_pool().map(match, range(0, flat.shape[1], _SLAB)))
     return best.reshape(u.shape[1:]), similarity.reshape(u.shape[1:])
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="wbe-decode")
 
 
 def threshold_code(x: np.ndarray, thresholds: np.ndarray, code_numbers: np.ndarray) -> np.ndarray:

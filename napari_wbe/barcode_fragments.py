@@ -51,7 +51,7 @@ def _fragment_means(stack: da.Array, fragments: da.Array, settings: DecodeSettin
     """Mean normalised tag vector, size and id of every fragment (chunk-wise sums)."""
     from .barcodes import map_with_halo
 
-    halo = settings.smoothing_radius() + settings.shift_radius()
+    halo = settings.smoothing_radius()
     prepared = map_with_halo(prepare, stack, halo, stack.shape[0], settings=settings)
     tasks = [dask.delayed(_block_sums)(f, x) for f, x in zip(fragments.to_delayed().ravel(),
                                                             prepared.to_delayed().ravel())]

@@ -12,7 +12,6 @@ from dataclasses import replace
 
 import dask.array as da
 import numpy as np
-from scipy.sparse import coo_matrix
 from skimage.filters import threshold_otsu
 from skimage.registration import phase_cross_correlation
 
@@ -24,6 +23,9 @@ LEARN_VOXELS = 8_000_000  # voxels of the central crop that codes and profiles a
 REGISTER_SIDE = 128  # side of the central crop used to register rounds
 # Learning reads codes from cell interiors; a looser match there keeps weakly decoded cells.
 LEARN_SIMILARITY = 0.8
+# Steps that need no neighbourhood (thresholds, profiles) read at most this many foreground
+# voxels, evenly strided: averages over a million voxels no longer move.
+PROFILE_VOXELS = 1_000_000
 
 
 def global_levels(stack: da.Array, low_percentile: float = 50.0, high_percentile: float = 99.5):
@@ -87,7 +89,7 @@ def channel_thresholds(x: np.ndarray, fg: np.ndarray, how) -> np.ndarray:
         return values
     if how not in ("otsu", "mean"):
         raise ValueError(f"thresholds must be 'otsu', 'mean' or one value per channel, not {how!r}.")
-    inside = x[:, fg]
+    inside = foreground_columns(x, fg)
     if how == "mean":  # as in the PRISM analysis: each channel binarised at its mean
         return inside.mean(axis=1).astype(np.float32)
     return np.array([threshold_otsu(channel) for channel in inside], dtype=np.float32)
@@ -139,17 +141,17 @@ def learn_codebook(x: np.ndarray, settings: DecodeSettings, book: Codebook | Non
     candidates, support = np.unique(numbers[_interior(numbers, fg)], return_counts=True)
     keep = (candidates != 0) & (support >= candidate_support)
     candidates, support = candidates[keep], support[keep]
-    u, _ = unit_vectors(x)
-    flat_x = x.reshape(n_bits, -1)
+    x_fg = x[:, fg]  # (C, foreground voxels): read once, not once per iteration
+    u_fg, _ = unit_vectors(x_fg)
     for _ in range(iterations):
         codes = unpack_bits(candidates, n_bits).astype(np.float32)
         assigned = np.full(fg.shape, -1, np.int64)
-        index, similarity = nearest_code(u[:, fg], codes / np.linalg.norm(codes, axis=1, keepdims=True))
+        index, similarity = nearest_code(u_fg, codes / np.linalg.norm(codes, axis=1, keepdims=True))
         assigned[fg] = np.where(similarity >= LEARN_SIMILARITY, index, -1)
-        inside = _interior(assigned, assigned >= 0).ravel()
-        votes = assigned.ravel()[inside]
+        inside = _interior(assigned, assigned >= 0)[fg]
+        votes = assigned[fg][inside]
         support = np.bincount(votes, minlength=len(candidates))
-        sums = group_sums(votes, flat_x[:, inside], len(candidates))
+        sums = group_sums(votes, x_fg[:, inside], len(candidates))
         seen = support > 0
         reread = pack_bits(sums[seen] / support[seen, None] > code_threshold)
         candidates, inverse = np.unique(reread, return_inverse=True)
@@ -177,12 +179,9 @@ def refine_centroids(x: np.ndarray, settings: DecodeSettings, book: Codebook, it
     code; matching against measured profiles decodes far more voxels than the bare code.
     """
     centroids = book.unit_vectors()
-    u, _ = unit_vectors(x)
-    fg = foreground(x, settings.foreground_threshold).ravel()
-    flat, flat_x = u.reshape(u.shape[0], -1), x.reshape(x.shape[0], -1)
+    flat_x = foreground_columns(x, foreground(x, settings.foreground_threshold))
+    flat, _ = unit_vectors(flat_x)
     profiles = book.codes.astype(np.float32)
-    inside_fg = np.flatnonzero(fg)
-    flat, flat_x = flat[:, inside_fg], flat_x[:, inside_fg]
     for _ in range(iterations):
         index, similarity = nearest_code(flat, centroids)
         confident = similarity >= settings.min_similarity
@@ -196,8 +195,14 @@ def refine_centroids(x: np.ndarray, settings: DecodeSettings, book: Codebook, it
     return replace(settings, centroids=centroids, profiles=profiles)
 
 
+def foreground_columns(x: np.ndarray, fg: np.ndarray, limit: int = PROFILE_VOXELS) -> np.ndarray:
+    """(C, n) intensities of at most `limit` foreground voxels, evenly strided."""
+    where = np.flatnonzero(fg.ravel())
+    where = where[:: max(1, -(-len(where) // limit))]
+    return x.reshape(x.shape[0], -1)[:, where]
+
+
 def group_sums(groups: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
-    """(n_groups, C) sums of the (C, N) `values` columns by group: one sparse product."""
-    membership = coo_matrix((np.ones(len(groups), np.float32), (groups, np.arange(len(groups)))),
-                            shape=(n_groups, len(groups))).tocsr()
-    return np.asarray(membership @ values.T.astype(np.float32))
+    """(n_groups, C) sums of the (C, N) `values` columns by group (float64: exact enough
+    for means over millions of voxels)."""
+    return np.stack([np.bincount(groups, weights=row, minlength=n_groups) for row in values], axis=1)

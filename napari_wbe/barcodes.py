@@ -179,7 +179,7 @@ class Decoder:
         """Per-voxel decoding of slice z: code (1-based, 0 = none), similarity, foreground."""
         if not 0 <= z < self.stack.shape[1]:
             raise IndexError(f"slice {z} is outside 0..{self.stack.shape[1] - 1}.")
-        halo = self.settings.smoothing_radius() + self.settings.shift_radius()
+        halo = self.settings.smoothing_radius()
         start, stop = max(0, z - halo), min(self.stack.shape[1], z + halo + 1)
         slab = np.asarray(self.stack[:, start:stop])
         decoded = decode_block(slab, self.settings, self.method)[:, z - start]
@@ -212,9 +212,12 @@ class Decoder:
 
 
 def channel_histograms(x: np.ndarray, bins: int = 64, top: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel histograms of normalised intensity (for plotting thresholds): counts, edges."""
+    """Per-channel histograms of normalised intensity (for plotting thresholds): counts, edges.
+    A million evenly strided voxels draw the same shape as all of them."""
     edges = np.linspace(0.0, top, bins + 1)
-    counts = np.stack([np.histogram(channel, bins=edges)[0] for channel in x.reshape(x.shape[0], -1)])
+    flat = x.reshape(x.shape[0], -1)
+    flat = flat[:, :: max(1, flat.shape[1] // 1_000_000)]
+    counts = np.stack([np.histogram(channel, bins=edges)[0] for channel in flat])
     return counts, edges
 
 
@@ -263,13 +266,12 @@ def _chunked(stack: da.Array, chunks) -> da.Array:
 
 def _decode_voxels(stack, settings, method, identity, min_size, chunks, out, in_memory, stages):
     stack = _chunked(stack, chunks)
-    halo = settings.smoothing_radius() + settings.shift_radius()
+    halo = settings.smoothing_radius()
     spatial_chunks = stack.chunks[1:]
     with tempfile.TemporaryDirectory(prefix="wbe-decode-") as tmp:
         store = _Store(tmp, in_memory)
-        decoded = store.keep(map_with_halo(decode_block, stack, halo, 3, settings=settings, method=method),
-                             "decoded", stages.within(3))
-        codes = decoded[0].astype(np.int32)
+        decoded = map_with_halo(decode_block, stack, halo, 3, settings=settings, method=method)
+        codes = store.keep(decoded[0].astype(np.int32), "codes", stages.within(3))  # only codes are kept
         pieces, _ = label_equal_values(codes, min_size=min_size, persist=store.persister("pieces"))
         kept_codes = store.keep(_codes_of_pieces(codes, pieces), "kept", None)
         # The codes ride along as one more channel, so one overlap serves both.
