@@ -24,8 +24,8 @@ from __future__ import annotations
 import copy
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 import dask.array as da
 import numpy as np
@@ -43,7 +43,7 @@ from .barcode_learning import (
 from .chunked_labels import label_by_value, label_equal_values, label_means
 from .formats.common import compute_with_progress
 
-__all__ = ["decode", "Decoder", "DecodeResult", "Codebook", "CodebookError", "register_rounds", "learn_codebook"]
+__all__ = ["Codebook", "CodebookError", "DecodeResult", "Decoder", "decode", "learn_codebook", "register_rounds"]
 
 METHODS = ("metric", "threshold")
 IDENTITIES = ("connected", "code")
@@ -160,7 +160,7 @@ class Decoder:
         self.settings = settings
         stages.done(2)
 
-    def with_options(self, **changes) -> "Decoder":
+    def with_options(self, **changes) -> Decoder:
         """The same decoder with other thresholds (foreground_threshold, min_similarity,
         fill_iterations, min_size, identity): no relearning. The codes' tag profiles stay
         those measured at construction, so a changed min_similarity can differ slightly

@@ -22,6 +22,16 @@ def as_dask(array) -> da.Array:
     return array if isinstance(array, da.Array) else da.from_array(np.asarray(array), chunks=-1)
 
 
+def block_bounds(array):
+    """(low, high) corners of every block of a dask array (one block for numpy), C order."""
+    shape = array.shape
+    chunks = array.chunks if isinstance(array, da.Array) else tuple((s,) for s in shape)
+    starts = [np.cumsum((0,) + tuple(c[:-1])) for c in chunks]
+    for index in np.ndindex(*[len(c) for c in chunks]):
+        low = [int(starts[d][i]) for d, i in enumerate(index)]
+        yield low, [low[d] + chunks[d][i] for d, i in enumerate(index)]
+
+
 def _block_offsets(array: da.Array) -> tuple[int, list[np.ndarray]]:
     """Per-block label offsets that cannot collide: block number x largest block size."""
     largest = int(np.prod([max(c) for c in array.chunks]))

@@ -11,8 +11,9 @@ tissue units (the raw size divided by the expansion factor of ExM).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -21,9 +22,17 @@ from .formats import hdf5, n5, tiff, zarr_files
 from .formats.common import RawVolume, VolumeError, compute_with_progress
 from .formats.ome_writer import write_ome_zarr
 
-__all__ = ["Volume", "VolumeError", "open_volume", "save_volume", "detect_format", "list_datasets", "load_into_memory",
-           "as_volume",
-           "FORMATS"]
+__all__ = [
+    "FORMATS",
+    "Volume",
+    "VolumeError",
+    "as_volume",
+    "detect_format",
+    "list_datasets",
+    "load_into_memory",
+    "open_volume",
+    "save_volume",
+]
 
 KINDS = ("em", "exm", "labels")
 

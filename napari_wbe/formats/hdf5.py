@@ -92,6 +92,9 @@ def map_ids(array: da.Array, table: np.ndarray) -> da.Array:
     order = np.argsort(table[:, 0])
     keys, values = table[order, 0], table[order, 1]
     out_dtype = np.result_type(array.dtype, values.dtype)
+    if out_dtype.kind == "f":  # int32 stack + uint64 table promote to float: ids must stay integers
+        out_dtype = np.dtype(np.int64 if values.max(initial=0) <= np.iinfo(np.int64).max else np.uint64)
+        values = values.astype(out_dtype)
 
     def relabel(block):
         pos = np.clip(np.searchsorted(keys, block), 0, len(keys) - 1)

@@ -8,7 +8,8 @@ which unwinds the core function at its next report.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from napari.qt.threading import create_worker
 from napari.utils import progress as napari_progress

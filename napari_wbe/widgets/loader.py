@@ -25,7 +25,7 @@ CHANNEL_CHOICES = ["auto", "0", "1", "2", "3"]
 class LoaderWidget(JobHost, Container):
     """Path -> detected format and datasets -> calibration -> layers."""
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(labels=True)
         self._viewer = napari_viewer
         self.path = FileEdit(label="Path", mode="r", tooltip="A file; use 'Folder…' for zarr, N5 and slice folders")

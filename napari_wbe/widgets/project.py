@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 class ProjectWidget(JobHost, Container):
-    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(labels=True)
         self._viewer = napari_viewer
         self.folder = FileEdit(label="Project folder", mode="d", value="", tooltip="e.g. my_brain.wbe")

@@ -1,0 +1,357 @@
+"""Proofreading dock widget: merge, split, undo, a ranked review queue, live metrics.
+
+Pick the Labels layer and press Start editing (every edit goes to an edit log on disk).
+Click segments to merge them; in split mode click seeds (shift-click for the second
+part), preview, apply. Ctrl-Z / Ctrl-Shift-Z undo and redo on the labels layer, brush
+and fill strokes included. Find suspects fills the review queue; select a row to fly to
+it with only its segments shown, then Y accepts and N rejects. All edits are
+`napari_wbe.proofreading.Editor` calls; this module only turns clicks into them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, RadioButtons
+from napari.layers import Image, Labels
+from napari.utils.colormaps import DirectLabelColormap
+
+from ..layer_data import WBE_KEY
+from ..proofreading import EditError, Editor, metrics, suspects
+from ._jobs import JobHost
+from ._paint_events import painted_voxels
+from ._review_queue import ReviewTable
+from ._status import StatusArea
+
+if TYPE_CHECKING:
+    import napari
+
+LOOK, MERGE, SPLIT = "look", "merge", "split"
+SEEDS, PREVIEW = "split seeds", "split preview"
+PART_COLOURS = ("#ff4fd8", "#3cf0ff")
+IN_MEMORY_LIMIT = 4 << 30  # lazily loaded labels up to this many bytes are loaded to be edited
+
+
+def default_log_path(layer) -> str:
+    """Beside the project the layer came from, else in the user's napari-wbe folder."""
+    project = layer.metadata.get(WBE_KEY, {}).get("project")
+    folder = Path(project) / "logs" if project else Path.home() / ".napari-wbe" / "edit-logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder / f"{layer.name.replace(os.sep, '_')}-{time.strftime('%Y%m%d-%H%M%S')}.wbelog")
+
+
+class ProofreadingWidget(JobHost, Container):
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__(labels=True)
+        self._viewer = napari_viewer
+        self.editor: Editor | None = None
+        self.layer: Labels | None = None
+        self.selected: list[int] = []
+        self.seeds: list[list] = [[], []]
+        self._split_label: int | None = None
+        self._full_colormap = None
+        self.labels_layer = ComboBox(label="Labels", choices=self._labels_layers)
+        self.image_layer = ComboBox(label="Image (split)", choices=self._image_layers, nullable=True,
+                                    tooltip="EM the labels were drawn on; split follows its membranes")
+        self.truth_layer = ComboBox(label="Ground truth", choices=self._labels_layers, nullable=True, value=None,
+                                    tooltip="Optional: metrics against it after every edit")
+        self.log_file = FileEdit(label="Edit log", mode="w", filter="*.wbelog", value="",
+                                 tooltip="Empty: a new log beside the project or in ~/.napari-wbe; "
+                                 "an existing log is resumed (replayed onto the labels)")
+        self.start_button = PushButton(text="Start editing")
+        self.mode = RadioButtons(label="Click to", choices=[LOOK, MERGE, SPLIT], value=LOOK, orientation="horizontal")
+        self.selection = Label(label="Selected", value="–")
+        self.merge_button = PushButton(text="Merge selected")
+        self.preview_button = PushButton(text="Preview split")
+        self.split_button = PushButton(text="Apply split")
+        self.clear_button = PushButton(text="Clear")
+        self.undo_button = PushButton(text="Undo (Ctrl-Z)")
+        self.redo_button = PushButton(text="Redo (Ctrl-Shift-Z)")
+        self.proofread_button = PushButton(text="Mark selected as proofread")
+        self.history = Label(label="History", value="–")
+        self.find_button = PushButton(text="Find suspects")
+        self.queue = ReviewTable(self._focus)
+        self.accept_button = PushButton(text="Accept (Y)")
+        self.reject_button = PushButton(text="Reject (N)")
+        self.show_all_button = PushButton(text="Show all")
+        self.metrics = Label(label="Metrics", value="–")
+        self.cancel = PushButton(text="Cancel", enabled=False)
+        self.status = StatusArea()
+        row = lambda *widgets: Container(widgets=widgets, layout="horizontal", labels=False)
+        self.extend([self.labels_layer, self.image_layer, self.truth_layer, self.log_file, self.start_button,
+                     self.mode, self.selection, row(self.merge_button, self.clear_button),
+                     row(self.preview_button, self.split_button), row(self.undo_button, self.redo_button),
+                     self.proofread_button, self.history, self.find_button,
+                     row(self.accept_button, self.reject_button, self.show_all_button), self.metrics, self.cancel,
+                     self.status])
+        self.native.layout().insertWidget(self.index(self.find_button) + 1, self.queue)
+        for button, slot in ((self.start_button, self.start), (self.merge_button, self.merge_selected),
+                             (self.preview_button, self.preview_split), (self.split_button, self.apply_split),
+                             (self.clear_button, self.clear), (self.undo_button, self.undo),
+                             (self.redo_button, self.redo), (self.proofread_button, self.mark_proofread),
+                             (self.find_button, self.find_suspects), (self.accept_button, self.accept),
+                             (self.reject_button, self.reject), (self.show_all_button, self.show_all),
+                             (self.cancel, self.cancel_job)):
+            button.changed.connect(slot)
+        self._set_editing(False)
+
+    # --- choices ----------------------------------------------------------------------
+    def _labels_layers(self, *_) -> list:
+        return [layer for layer in self._viewer.layers if isinstance(layer, Labels) and layer.name != PREVIEW]
+
+    def _image_layers(self, *_) -> list:
+        return [layer for layer in self._viewer.layers if isinstance(layer, Image) and layer.ndim == 3]
+
+    def busy_buttons(self) -> list:
+        return [self.find_button, self.start_button]
+
+    def _set_editing(self, on: bool) -> None:
+        for button in (self.merge_button, self.preview_button, self.split_button, self.undo_button,
+                       self.redo_button, self.proofread_button, self.find_button, self.accept_button,
+                       self.reject_button):
+            button.enabled = on
+
+    # --- starting ---------------------------------------------------------------------
+    def start(self) -> None:
+        layer = self.labels_layer.value
+        if layer is None:
+            self.status.done("Add or open a Labels layer first.", error=True)
+            return
+        self.stop()
+        try:
+            if not isinstance(layer.data, np.ndarray) and not hasattr(layer.data, "store"):
+                nbytes = int(np.prod(layer.data.shape)) * np.dtype(layer.data.dtype).itemsize
+                if nbytes > IN_MEMORY_LIMIT:
+                    raise EditError(f"{layer.name} is {nbytes / 2**30:.1f} GiB and read-only (lazy); open it as a "
+                                    "writable zarr array to edit it in place.")
+                layer.data = np.asarray(layer.data)
+            image = self.image_layer.value
+            image = None if image is None or image.data.shape != layer.data.shape else image.data
+            path = os.fspath(self.log_file.value) if str(self.log_file.value) not in ("", ".") else ""
+            if path and os.path.exists(path):
+                self.editor = Editor.resume(layer.data, path, image=image)
+            else:
+                self.editor = Editor(layer.data, image=image, log_path=path or default_log_path(layer))
+        except (EditError, ValueError, OSError) as err:
+            self.status.done(str(err), error=True)
+            return
+        self.layer = layer
+        layer.metadata.setdefault(WBE_KEY, {})["edit_log"] = self.editor.log.path
+        layer.mouse_drag_callbacks.append(self._on_click)
+        layer.events.paint.connect(self._on_paint)
+        layer.bind_key("Control-Z", lambda _: self.undo(), overwrite=True)
+        layer.bind_key("Control-Shift-Z", lambda _: self.redo(), overwrite=True)
+        layer.bind_key("y", lambda _: self.accept(), overwrite=True)
+        layer.bind_key("n", lambda _: self.reject(), overwrite=True)
+        self._set_editing(True)
+        self._after_edit(f"Editing {layer.name}; edits are logged to {self.editor.log.path}.")
+
+    def stop(self) -> None:
+        """Detach from the layer being edited (its log stays on disk)."""
+        if self.layer is None:
+            return
+        self.show_all()
+        if self._on_click in self.layer.mouse_drag_callbacks:
+            self.layer.mouse_drag_callbacks.remove(self._on_click)
+        self.layer.events.paint.disconnect(self._on_paint)
+        for key in ("Control-Z", "Control-Shift-Z", "y", "n"):
+            self.layer.keymap.pop(key, None)
+        self.editor.close()
+        self.editor, self.layer = None, None
+        self._set_editing(False)
+
+    # --- clicks and paint -------------------------------------------------------------
+    def _on_click(self, layer, event):
+        dragged = False
+        yield
+        while event.type == "mouse_move":
+            dragged = True
+            yield
+        if dragged or self.mode.value == LOOK:
+            return
+        value = layer.get_value(event.position, view_direction=event.view_direction,
+                                dims_displayed=event.dims_displayed, world=True)
+        if self.mode.value == MERGE:
+            self.select(int(value or 0))
+        elif event.dims_displayed and len(event.dims_displayed) == 3:
+            self.status.say("Place split seeds in a 2D view (Ctrl-Y switches).", error=True)
+        else:
+            voxel = np.round(layer.world_to_data(event.position)).astype(int)
+            self.add_seed(voxel, part=1 if "Shift" in event.modifiers else 0)
+
+    def _on_paint(self, event) -> None:
+        painted = painted_voxels(event.value)
+        if painted is not None and self.editor is not None:
+            self.editor.record_paint(*painted)  # writes the stroke now if napari has not yet
+            self._after_edit("Painted.")
+
+    # --- merge ------------------------------------------------------------------------
+    def select(self, label: int) -> None:
+        if label == 0:
+            return
+        if label in self.selected:
+            self.selected.remove(label)
+        else:
+            self.selected.append(label)
+        self.selection.value = ", ".join(map(str, self.selected)) or "–"
+        self.layer.selected_label = label
+
+    def merge_selected(self) -> None:
+        self._edit(lambda ed: f"Merged {self.selected} into {ed.merge(self.selected)}.")
+        self.clear()
+
+    # --- split ------------------------------------------------------------------------
+    def add_seed(self, voxel, part: int) -> None:
+        label = int(self.layer.data[tuple(voxel)])
+        if label == 0:
+            self.status.say("That voxel is background; click on the segment to split.", error=True)
+            return
+        if self._split_label not in (None, label):
+            self.status.say(f"Seeds go on one segment ({self._split_label}); clear to pick another.", error=True)
+            return
+        self._split_label = label
+        self.seeds[part].append([int(v) for v in voxel])
+        points = [(p, s) for p in (0, 1) for s in self.seeds[p]]
+        data = np.array([s for _, s in points], float)
+        colours = [PART_COLOURS[p] for p, _ in points]
+        if SEEDS in self._viewer.layers:
+            self._viewer.layers[SEEDS].data = data
+            self._viewer.layers[SEEDS].face_color = colours
+        else:
+            self._viewer.add_points(data, name=SEEDS, face_color=colours, size=4, scale=self.layer.scale,
+                                    translate=self.layer.translate)
+        self.selection.value = f"split {label}: {len(self.seeds[0])} + {len(self.seeds[1])} seeds"
+
+    def preview_split(self) -> None:
+        try:
+            box, parts = self.editor.preview_split(self._split_label, *self.seeds)
+        except (EditError, TypeError) as err:
+            self.status.say(str(err) if isinstance(err, EditError) else "Click seeds on a segment first.", error=True)
+            return
+        offset = np.asarray(self.layer.translate) + np.asarray(box[:3]) * np.asarray(self.layer.scale)
+        if PREVIEW in self._viewer.layers:
+            self._viewer.layers.remove(PREVIEW)
+        self._viewer.add_labels(parts, name=PREVIEW, scale=self.layer.scale, translate=offset, opacity=0.8)
+        self.status.say(f"Preview: parts of {', '.join(str((parts == p).sum()) for p in (1, 2))} voxels.")
+
+    def apply_split(self) -> None:
+        if self._split_label is None:
+            self.status.say("Click seeds on a segment first.", error=True)
+            return
+        label, seeds = self._split_label, self.seeds
+        self._edit(lambda ed: f"Split {label} into {ed.split(label, *seeds)}.")
+        self.clear()
+
+    def clear(self) -> None:
+        self.selected, self.seeds, self._split_label = [], [[], []], None
+        self.selection.value = "–"
+        for name in (SEEDS, PREVIEW):
+            if name in self._viewer.layers:
+                self._viewer.layers.remove(name)
+
+    # --- history ----------------------------------------------------------------------
+    def undo(self) -> None:
+        record = self.editor.undo() if self.editor else None
+        self._after_edit(f"Undid {record['kind']} #{record['id']}." if record else "Nothing to undo.")
+
+    def redo(self) -> None:
+        record = self.editor.redo() if self.editor else None
+        self._after_edit(f"Redid {record['kind']} #{record['id']}." if record else "Nothing to redo.")
+
+    def _edit(self, make) -> None:
+        try:
+            message = make(self.editor)
+        except EditError as err:
+            self.status.say(str(err), error=True)
+            return
+        self._after_edit(message)
+
+    def _after_edit(self, message: str) -> None:
+        if self.layer is not None:
+            self.layer.refresh()
+        if self.editor is not None:
+            done = self.editor.history
+            self.history.value = (f"{len(done)} edit(s); last: #{done[-1]['id']} {done[-1]['kind']} "
+                                  f"{done[-1].get('labels', '')}" if done else "no edits")
+            self.undo_button.enabled, self.redo_button.enabled = self.editor.can_undo, self.editor.can_redo
+        self.status.say(message)
+        self.update_metrics()
+
+    def update_metrics(self) -> None:
+        truth = self.truth_layer.value
+        if truth is None or self.layer is None or truth is self.layer or truth.data.shape != self.layer.data.shape:
+            self.metrics.value = "–"
+            return
+        m = metrics(self.layer.data, np.asarray(truth.data))
+        self.metrics.value = (f"VI split {m['vi_split']:.3f}, merge {m['vi_merge']:.3f}; ARAND {m['arand']:.3f}; "
+                              f"false merges {m['false_merges']}, splits {m['false_splits']}")
+
+    def mark_proofread(self) -> None:
+        row = self.queue.current()
+        ids = self.selected or ([] if row is None else list(row["labels"]))
+        if not ids:
+            self.status.say("Select segments (merge mode clicks) to mark them proofread.", error=True)
+            return
+        features = self.layer.features.copy()
+        if "index" not in features:
+            features["index"] = pd.Series(dtype="int64")
+        missing = [i for i in ids if i not in set(features["index"])]
+        features = pd.concat([features, pd.DataFrame({"index": missing})], ignore_index=True)
+        if "proofread" not in features:
+            features["proofread"] = False
+        features["proofread"] = features["proofread"].fillna(False).astype(bool) | features["index"].isin(ids)
+        self.layer.features = features
+        self.status.say(f"Marked {ids} proofread.")
+
+    # --- review queue -----------------------------------------------------------------
+    def find_suspects(self):
+        labels = np.asarray(self.layer.data)
+        image = self.image_layer.value
+        image = None if image is None or image.data.shape != labels.shape else np.asarray(image.data)
+        return self.start_job(lambda report: suspects(labels, image=image), "Finding suspects", self._found)
+
+    def _found(self, table: pd.DataFrame) -> None:
+        self.queue.set_rows(table)
+        self.status.done(f"{len(table)} suspects, most likely errors first.")
+
+    def _focus(self, row: pd.Series) -> None:
+        """Centre on the suspect and show only its segments."""
+        if self.layer is None:
+            return
+        world = self.layer.data_to_world([row["z"], row["y"], row["x"]])
+        self._viewer.dims.set_point(range(3), world)
+        getattr(self._viewer, "scene", self._viewer).camera.center = world  # napari < 0.9: no scene
+        if self._full_colormap is None:
+            self._full_colormap = self.layer.colormap
+        colours = {None: "transparent"} | {int(i): c for i, c in zip(row["labels"], ("#ff4fd8", "#3cf0ff", "#ffd23c"))}
+        self.layer.colormap = DirectLabelColormap(color_dict=colours)
+
+    def show_all(self) -> None:
+        if self._full_colormap is not None and self.layer is not None:
+            self.layer.colormap = self._full_colormap
+        self._full_colormap = None
+
+    def accept(self) -> None:
+        row = self.queue.current()
+        if row is None or self.editor is None:
+            return
+        ids = [int(i) for i in row["labels"] if int(i) in self.editor.boxes]
+        if row["kind"] == "split?":
+            self.clear()
+            self.mode.value = SPLIT
+            self.status.say(f"Split {ids[0]}: click seeds (shift-click for the second part), then Apply split.")
+        elif len(ids) >= 2:
+            into = max(ids, key=lambda i: self.editor.counts[i])  # fragments join the bigger segment
+            self._edit(lambda ed: f"Merged {ids} into {ed.merge(ids, into=into)}.")
+        elif ids:
+            self._edit(lambda ed: (ed.delete(ids[0]), f"Deleted {ids[0]}.")[1])
+        self.queue.done_with_current()
+
+    def reject(self) -> None:
+        self.queue.done_with_current()
+        self.status.say("Rejected; next suspect.")

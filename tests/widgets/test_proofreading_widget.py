@@ -1,0 +1,126 @@
+"""The proofreading dock widget in a real viewer: clicks merge and split, paint strokes
+are recorded, undo restores, the review queue flies to suspects and accepts them, the log
+replays to what is on screen, and metrics follow every edit."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
+
+from napari_wbe.phantom import mini_brain
+from napari_wbe.proofreading import replay
+from napari_wbe.widgets.proofreading import MERGE, PREVIEW, SEEDS, SPLIT, ProofreadingWidget
+
+from .conftest import not_blank, save_screenshot
+
+
+@pytest.fixture(scope="module")
+def brain():
+    return mini_brain(n_neurons=20, shape=(24, 96, 96), seed=0)
+
+
+def click(viewer, layer, voxel, shift=False):
+    """A mouse press and release at a voxel, without dragging, through the layer's callbacks."""
+    event = SimpleNamespace(type="mouse_press", position=tuple(layer.data_to_world(voxel)),
+                            modifiers=("Shift",) if shift else (), view_direction=None,
+                            dims_displayed=list(viewer.dims.displayed))
+    mouse_press_callbacks(layer, event)
+    event.type = "mouse_release"
+    mouse_release_callbacks(layer, event)
+
+
+@pytest.fixture
+def editing(viewer, brain, tmp_path):
+    em = viewer.add_image(brain.em, name="em", scale=(8, 8, 8))
+    truth = viewer.add_labels(brain.labels, name="truth", scale=(8, 8, 8), visible=False)
+    fragments = viewer.add_labels(brain.fragments.copy(), name="fragments", scale=(8, 8, 8))
+    widget = ProofreadingWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Proofread")
+    widget.reset_choices()
+    widget.labels_layer.value, widget.image_layer.value, widget.truth_layer.value = fragments, em, truth
+    widget.log_file.value = tmp_path / "edits.wbelog"
+    widget.start_button.native.click()
+    assert widget.status.text.startswith("Editing"), widget.status.text
+    return widget, fragments
+
+
+def pair_in_one_neuron(brain):
+    f, t = brain.fragments, brain.labels
+    a, b = f[:, :, :-1].ravel(), f[:, :, 1:].ravel()
+    same = (a != b) & (a > 0) & (b > 0) & (t[:, :, :-1].ravel() == t[:, :, 1:].ravel())
+    where = np.flatnonzero(same)[0]
+    return int(a[where]), int(b[where])
+
+
+def voxel_of(labels, label):
+    inside = np.argwhere(labels == label)
+    return inside[len(inside) // 2]
+
+
+def test_click_merge_undo_and_paint(viewer, qtbot, brain, editing, tmp_path):
+    widget, layer = editing
+    a, b = pair_in_one_neuron(brain)
+    widget.mode.value = MERGE
+    viewer.dims.set_point(0, voxel_of(brain.fragments, a)[0] * 8)
+    click(viewer, layer, voxel_of(brain.fragments, a))
+    click(viewer, layer, voxel_of(brain.fragments, b))
+    assert widget.selected == [a, b]
+    vi_before = widget.metrics.value
+    widget.merge_button.native.click()
+    assert not (layer.data == b).any() and "Merged" in widget.status.text
+    assert widget.metrics.value != vi_before and "VI split" in widget.metrics.value
+    merged = layer.data.copy()
+
+    layer.selected_label = 99
+    layer.paint((3, 40, 40), 99)  # napari's own brush: recorded through the paint event
+    assert (layer.data == 99).any() and widget.editor.history[-1]["kind"] == "paint"
+    widget.undo_button.native.click()
+    assert np.array_equal(layer.data, merged)
+    widget.undo_button.native.click()
+    assert np.array_equal(layer.data, brain.fragments)
+    widget.redo_button.native.click()
+    np.testing.assert_array_equal(replay(brain.fragments, tmp_path / "edits.wbelog"), layer.data)
+
+
+def test_split_with_clicked_seeds_and_preview(viewer, qtbot, brain, editing):
+    widget, layer = editing
+    a, b = pair_in_one_neuron(brain)
+    widget.editor.merge([a, b])
+    widget.mode.value = SPLIT
+    seed_a, seed_b = voxel_of(brain.fragments, a), voxel_of(brain.fragments, b)
+    viewer.dims.set_point(0, seed_a[0] * 8)
+    click(viewer, layer, seed_a)
+    viewer.dims.set_point(0, seed_b[0] * 8)
+    click(viewer, layer, seed_b, shift=True)
+    assert widget.seeds == [[list(seed_a)], [list(seed_b)]] and SEEDS in viewer.layers
+    widget.preview_button.native.click()
+    assert PREVIEW in viewer.layers and set(np.unique(viewer.layers[PREVIEW].data)) == {0, 1, 2}
+    widget.split_button.native.click()
+    assert "Split" in widget.status.text and PREVIEW not in viewer.layers
+    new = int(layer.data[tuple(seed_b)])
+    assert new not in (0, a) and layer.data[tuple(seed_a)] == a
+
+
+def test_review_queue_accepts_and_rejects(viewer, qtbot, brain, editing, tmp_path):
+    widget, layer = editing
+    widget.find_button.native.click()
+    qtbot.waitUntil(lambda: widget.queue.rowCount() > 0, timeout=30_000)
+    first = widget.queue.current()
+    assert first["kind"] == "merge?"
+    assert len(layer.colormap.color_dict) <= 4  # only the suspect's segments are shown
+    np.testing.assert_allclose(viewer.scene.camera.center[-2:], (first["y"] * 8, first["x"] * 8))
+    n = widget.queue.rowCount()
+    widget.accept_button.native.click()
+    assert widget.queue.rowCount() == n - 1 and widget.editor.history[-1]["kind"] == "merge"
+    widget.reject_button.native.click()
+    assert widget.queue.rowCount() == n - 2
+    widget.selected = [int(first["labels"][0])]
+    widget.proofread_button.native.click()
+    assert layer.features.set_index("index").loc[int(first["labels"][0]), "proofread"]
+    assert not_blank(viewer.screenshot(canvas_only=True, flash=False))
+    save_screenshot(viewer.screenshot(canvas_only=False, flash=False), "proofreading_widget.png")
+    widget.show_all_button.native.click()
+    np.testing.assert_array_equal(replay(brain.fragments, tmp_path / "edits.wbelog"), layer.data)
