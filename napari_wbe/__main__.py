@@ -24,7 +24,11 @@ def open_viewer(paths=(), sample: bool = True, show: bool = True):
 def set_up_viewer(viewer, paths=(), sample: bool = True):
     docks = [viewer.window.add_plugin_dock_widget("napari-wbe", widget, tabify=index > 0)[0]
              for index, widget in enumerate(WIDGETS)]  # one dock area, a tab per stage
-    docks[0].raise_()  # start where a session starts: loading a volume
+    from qtpy.QtCore import QTimer
+
+    # start where a session starts, loading a volume; deferred: napari raises each new dock
+    # once the event loop runs, which would leave the last tab in front
+    QTimer.singleShot(0, docks[0].raise_)
     if paths:
         viewer.open(list(paths), plugin="napari-wbe")
     elif sample:

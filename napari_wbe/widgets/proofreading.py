@@ -38,9 +38,8 @@ IN_MEMORY_LIMIT = 4 << 30  # lazily loaded labels up to this many bytes are load
 
 
 def default_log_path(layer) -> str:
-    """Beside the project the layer came from, else in the user's napari-wbe folder."""
-    project = layer.metadata.get(WBE_KEY, {}).get("project")
-    folder = Path(project) / "logs" if project else Path.home() / ".napari-wbe" / "edit-logs"
+    """A new log in the user's napari-wbe folder (saving a project copies it in)."""
+    folder = Path.home() / ".napari-wbe" / "edit-logs"
     folder.mkdir(parents=True, exist_ok=True)
     return str(folder / f"{layer.name.replace(os.sep, '_')}-{time.strftime('%Y%m%d-%H%M%S')}.wbelog")
 

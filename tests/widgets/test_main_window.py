@@ -20,6 +20,11 @@ def test_sample_session_is_drawn_at_true_scale(viewer, qtbot):
     assert labels.metadata["napari_wbe"]["connectome"].edges["syn_count"].sum() == len(viewer.layers["synapses"].data)
     viewer.reset_view()
     qtbot.wait(50)
+    # the first tab is in front: only its widget has pixels on screen
+    on_screen = {name: lambda w=widget: not w.native.visibleRegion().isEmpty()
+                 for name, widget in viewer.window.dock_widgets.items()}
+    qtbot.waitUntil(on_screen["Load volume (napari-wbe)"])
+    assert not on_screen["Proofread (napari-wbe)"]()
     canvas = viewer.screenshot(canvas_only=True, flash=False)
     assert not_blank(canvas)
     save_screenshot(viewer.screenshot(canvas_only=False, flash=False), "main_window.png")
