@@ -1,63 +1,42 @@
-"""The connectome: a neuron table and an edge table.
+"""The connectome: who synapses onto whom, built from labels or read from a file.
 
-Only the container lives here for now; synapse assignment, queries and file formats
-come with the connectivity issue. Neuron ids are int64 because FlyWire root ids do not
-fit in int32.
+    from napari_wbe import connectome
+    cx = connectome.from_segmentation(labels, synapses)     # numpy, dask or zarr labels
+    cx = connectome.read("connections.csv")                  # FlyWire Codex, Shiu, edge list, ours
+    cx.write("circuit.connectome")                           # neurons.parquet + edges.parquet
+    cx.neurons                  # index neuron id (int64): size, centroid, type, nt, sign, degrees...
+    cx.edges                    # pre, post, syn_count, nt, sign, kind ("chemical" | "electrical")
+    cx.partners(42, direction="in", min_syn=5)               # strongest inputs first
+    cx.downstream([42], hops=2); cx.shortest_path(42, 7)
+    matrix, ids = cx.adjacency(min_syn=5, signed=True); cx.type_matrix(by="type")
+    worm = connectome.celegans()                             # needs the c302 data file
+
+Sign from transmitter: NT_SIGN (ACh, DA, 5-HT, OA excitatory; GABA, Glu inhibitory, as in
+Shiu et al. 2024) is a plain dict; change it in place or pass ``nt_sign=`` to a function.
+Neuron ids are int64: FlyWire root ids do not fit in int32.
+
+The pieces: connectome_tables (the class), connectome_build (from_segmentation),
+connectome_voxels (chunk-wise volume reads), connectome_queries, connectome_formats and
+connectome_flywire (files), connectome_celegans (the worm sample).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from .connectome_build import COMPUTED_NEURON_COLUMNS, SYNAPSE_COLUMNS, from_segmentation
+from .connectome_celegans import celegans
+from .connectome_formats import FORMATS, guess_format, read, write
+from .connectome_tables import (
+    EDGE_COLUMNS,
+    EDGE_KINDS,
+    NT_ALIASES,
+    NT_SIGN,
+    Connectome,
+    ConnectomeError,
+    ConnectomeWarning,
+)
 
-import pandas as pd
-
-# Sign of a synapse from its presynaptic neurotransmitter, as in Shiu et al. 2024.
-# A plain dict so a user can change it (e.g. Glu excitatory in another species).
-NT_SIGN = {"ACh": 1, "DA": 1, "5-HT": 1, "OA": 1, "GABA": -1, "Glu": -1}
-
-EDGE_COLUMNS = ["pre", "post", "syn_count", "nt", "sign"]
-
-
-def _empty_edges() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "pre": pd.Series(dtype="int64"),
-            "post": pd.Series(dtype="int64"),
-            "syn_count": pd.Series(dtype="int64"),
-            "nt": pd.Series(dtype="object"),
-            "sign": pd.Series(dtype="int8"),
-        }
-    )
-
-
-def _empty_neurons() -> pd.DataFrame:
-    return pd.DataFrame(index=pd.Index([], dtype="int64", name="neuron_id"))
-
-
-@dataclass
-class Connectome:
-    """Who synapses onto whom.
-
-    neurons: one row per neuron, index = neuron id (int64).
-    edges: one row per connected pair: pre, post, syn_count, nt, sign.
-    """
-
-    neurons: pd.DataFrame = field(default_factory=_empty_neurons)
-    edges: pd.DataFrame = field(default_factory=_empty_edges)
-
-    def __post_init__(self):
-        missing = [c for c in EDGE_COLUMNS if c not in self.edges.columns]
-        if missing:
-            raise ValueError(
-                f"Connectome edges lack the columns {missing}; an edge table needs "
-                f"{EDGE_COLUMNS} (pre and post neuron ids, synapse count, NT, sign +1/-1)."
-            )
-        self.neurons.index = self.neurons.index.astype("int64")
-        self.neurons.index.name = "neuron_id"
-        self.edges = self.edges.astype({"pre": "int64", "post": "int64", "syn_count": "int64"})
-
-    def __repr__(self) -> str:
-        return (
-            f"Connectome({len(self.neurons)} neurons, {len(self.edges)} edges, "
-            f"{int(self.edges['syn_count'].sum())} synapses)"
-        )
+__all__ = [
+    "COMPUTED_NEURON_COLUMNS", "EDGE_COLUMNS", "EDGE_KINDS", "FORMATS", "NT_ALIASES", "NT_SIGN",
+    "SYNAPSE_COLUMNS", "Connectome", "ConnectomeError", "ConnectomeWarning", "celegans",
+    "from_segmentation", "guess_format", "read", "write",
+]

@@ -67,7 +67,7 @@ class EdgeIndex:
         keep = self.syn_count[rows] >= min_syn
         if kind is not None:
             code = self.kinds.get_indexer([kind])[0]
-            keep &= self.kind_codes[rows] == code
+            keep &= (self.kind_codes[rows] == code) if code >= 0 else False
         return rows[keep]
 
     def graph(self, min_syn: int, kind: str | None, weights: np.ndarray | None = None):

@@ -104,7 +104,7 @@ def _whole_numbers(column: pd.Series, name: str) -> np.ndarray:
     bad = ~np.isfinite(as_float) | (as_float != np.round(as_float))
     if bad.any():
         raise ConnectomeError(
-            f"Edge column {name!r} must hold whole numbers; {int(bad.sum())} rows do not, e.g. "
+            f"Column {name!r} must hold whole numbers; {int(bad.sum())} rows do not, e.g. "
             f"{column[bad].iloc[0]!r}. Neuron ids and synapse counts are integers.")
     return as_float.astype(np.int64)
 
@@ -135,6 +135,10 @@ def normalise_edges(edges: pd.DataFrame) -> pd.DataFrame:
         edges["kind"] = as_text(np.full(len(edges), "chemical", dtype=object), edges.index)
     elif edges["kind"].dtype != TEXT:
         edges["kind"] = as_text(edges["kind"].to_numpy(dtype=object), edges.index)
+    kinds = pd.unique(edges["kind"])
+    if any(k not in EDGE_KINDS for k in kinds):
+        raise ConnectomeError(f"Edge column 'kind' holds {sorted(map(str, kinds))}; each edge is one of "
+                              f"{EDGE_KINDS} (electrical = gap junction).")
     first = EDGE_COLUMNS + ["kind"]
     return edges[first + [c for c in edges.columns if c not in first]]
 
@@ -167,6 +171,9 @@ class Connectome:
         neurons = self.neurons.copy(deep=False)
         neurons.index = pd.Index(_whole_numbers(neurons.index.to_series(), "neuron_id"),
                                  name="neuron_id")
+        sign = neurons.get("sign")
+        if sign is not None and sign.dtype.kind in "iuf" and sign.notna().all() and sign.dtype != np.int8:
+            neurons["sign"] = np.sign(sign.to_numpy()).astype(np.int8)  # as in edges, e.g. after a CSV
         self.neurons = neurons
 
     def __repr__(self) -> str:

@@ -8,7 +8,8 @@ so the same code runs on a dask.distributed cluster for volumes larger than memo
 
 from __future__ import annotations
 
-import uuid
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import dask
 import dask.array as da
@@ -22,28 +23,21 @@ from .formats.common import lazy
 # Blocks handed to dask per round: enough to keep both cores busy, few enough that a
 # progress callback hears about it often and only a handful of blocks are in memory.
 BLOCKS_PER_ROUND = 32
-# A numpy volume is walked in slabs of about this many voxels (64 MB of uint32).
+# An in-memory volume is walked in z slabs of about this many voxels (64 MB of uint32).
 SLAB_VOXELS = 2**24
 
 
 def as_chunked(labels) -> da.Array:
-    """Any array-like (dask, zarr, h5py, tensorstore) as dask; numpy in z slabs."""
-    if isinstance(labels, da.Array):
-        return labels
-    if isinstance(labels, np.ndarray):
-        plane = int(np.prod(labels.shape[1:])) or 1
-        slab = max(1, SLAB_VOXELS // plane)
-        # A fresh name: dask would otherwise hash the whole volume to make one.
-        return da.from_array(labels, chunks=(slab,) + labels.shape[1:], name=f"labels-{uuid.uuid4().hex}")
-    return lazy(labels, source="the label volume")
+    """Any chunked array-like (dask, zarr, h5py, tensorstore) as dask."""
+    return labels if isinstance(labels, da.Array) else lazy(labels, source="the label volume")
 
 
-def _run_rounds(tasks, progress, done_before: int, total: int) -> list:
+def _run_rounds(tasks, progress) -> list:
     results = []
     for start in range(0, len(tasks), BLOCKS_PER_ROUND):
         results += dask.compute(*tasks[start:start + BLOCKS_PER_ROUND])
         if progress is not None:
-            progress(done_before + min(start + BLOCKS_PER_ROUND, len(tasks)), total)
+            progress(min(start + BLOCKS_PER_ROUND, len(tasks)), len(tasks))
     return results
 
 
@@ -68,7 +62,7 @@ def labels_at(labels, coords: np.ndarray, progress=None) -> np.ndarray:
         origin = np.array([corners[axis][i] for axis, i in enumerate(where)])
         tasks.append(dask.delayed(_pick)(chunked.blocks[where], coords[rows] - origin))
     found = np.zeros(len(coords), np.int64)
-    for rows, values in zip(groups, _run_rounds(tasks, progress, 0, len(tasks))):
+    for rows, values in zip(groups, _run_rounds(tasks, progress)):
         found[rows] = values
     return found
 
@@ -79,19 +73,19 @@ def _pick(block: np.ndarray, local: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def _accumulate(block, slot, counts, sums):
-    """counts[s] += 1 and sums[s] += (z, y, x) for every voxel of label l, s = slot[l]."""
+def _accumulate(block, counts, sums):
+    """counts[l] += 1 and sums[l] += (z, y, x) for every voxel of label l > 0: one pass,
+    where np.bincount would need a pass and a weight volume per sum."""
     nz, ny, nx = block.shape
     for z in range(nz):
         for y in range(ny):
             for x in range(nx):
                 label = block[z, y, x]
                 if label != 0:
-                    s = slot[label]
-                    counts[s] += 1
-                    sums[s, 0] += z
-                    sums[s, 1] += y
-                    sums[s, 2] += x
+                    counts[label] += 1
+                    sums[label, 0] += z
+                    sums[label, 1] += y
+                    sums[label, 2] += x
 
 
 def _block_stats(block: np.ndarray, origin: np.ndarray):
@@ -108,10 +102,9 @@ def _block_stats(block: np.ndarray, origin: np.ndarray):
         raise ConnectomeError("The label volume has negative labels; labels are 0 (background) "
                               "or positive neuron ids.")
     top = int(block.max())
-    if top < 4 * block.size + 1024:
-        slot = np.arange(top + 1, dtype=np.int64)
+    if top < max(2**21, block.size // 4):  # tables of at most ~32 bytes per voxel of the block
         counts, sums = np.zeros(top + 1, np.int64), np.zeros((top + 1, 3), np.int64)
-        _accumulate(block, slot, counts, sums)
+        _accumulate(block, counts, sums)
         ids = np.flatnonzero(counts)
     else:
         present, inverse = np.unique(block, return_inverse=True)
@@ -119,21 +112,41 @@ def _block_stats(block: np.ndarray, origin: np.ndarray):
         ranks = inverse.reshape(block.shape).astype(np.int64) + int(present[0] != 0)
         ids = present[present != 0].astype(np.int64)
         counts, sums = np.zeros(len(ids) + 1, np.int64), np.zeros((len(ids) + 1, 3), np.int64)
-        _accumulate(ranks, np.arange(len(ids) + 1, dtype=np.int64), counts, sums)
+        _accumulate(ranks, counts, sums)
         return ids, counts[1:], sums[1:] + counts[1:, None] * origin
     return ids.astype(np.int64), counts[ids], sums[ids] + counts[ids, None] * origin
 
 
-def label_stats(labels, progress=None, done_before: int = 0, total: int | None = None) -> pd.DataFrame:
+def _numpy_slab_stats(labels: np.ndarray, progress) -> list:
+    """Per-slab stats of an in-memory volume on a few threads (the kernel drops the GIL).
+    Views, not dask: dask would copy every slab of an array that is already in memory."""
+    plane = int(np.prod(labels.shape[1:])) or 1
+    step = max(1, SLAB_VOXELS // plane)
+    starts = list(range(0, labels.shape[0], step))
+    workers = min(len(starts), os.cpu_count() or 1, 4) or 1
+    with ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(_block_stats, labels[z:z + step], np.array([z, 0, 0], np.int64))
+                   for z in starts]
+        parts = []
+        for done, future in enumerate(futures, 1):
+            parts.append(future.result())
+            if progress is not None:
+                progress(done, len(futures))
+    return parts
+
+
+def label_stats(labels, progress=None) -> pd.DataFrame:
     """size (voxels) and centroid_z/y/x (voxel units) of every non-zero label, by id."""
-    chunked = as_chunked(labels)
-    corners = [np.r_[0, np.cumsum(sizes)[:-1]] for sizes in chunked.chunks]
-    tasks = []
-    for where in np.ndindex(*chunked.numblocks):
-        origin = np.array([corners[axis][i] for axis, i in enumerate(where)], np.int64)
-        tasks.append(dask.delayed(_block_stats)(chunked.blocks[where], origin))
-    total = len(tasks) if total is None else total
-    parts = _run_rounds(tasks, progress, done_before, total)
+    if isinstance(labels, np.ndarray):
+        parts = _numpy_slab_stats(labels, progress)
+    else:
+        chunked = as_chunked(labels)
+        corners = [np.r_[0, np.cumsum(sizes)[:-1]] for sizes in chunked.chunks]
+        tasks = []
+        for where in np.ndindex(*chunked.numblocks):
+            origin = np.array([corners[axis][i] for axis, i in enumerate(where)], np.int64)
+            tasks.append(dask.delayed(_block_stats)(chunked.blocks[where], origin))
+        parts = _run_rounds(tasks, progress)
     ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
     counts = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
     sums = np.concatenate([p[2] for p in parts]) if parts else np.zeros((0, 3), np.int64)
