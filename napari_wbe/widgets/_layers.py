@@ -12,3 +12,22 @@ def add_layer_data(viewer, layer_data: list[tuple]) -> list:
     if viewer.dims.ndim == 3:  # name the sliders as the data's axes, not -3, -2, -1
         viewer.dims.axis_labels = ("z", "y", "x")
     return layers
+
+
+def on_click(handler):
+    """A Labels mouse-drag callback that calls `handler(layer, event, label)` for a click
+    (press and release without moving, so panning never selects); `label` is the label
+    under the cursor, in 2D or along the view ray in 3D."""
+
+    def callback(layer, event):
+        dragged = False
+        yield
+        while event.type == "mouse_move":
+            dragged = True
+            yield
+        if not dragged:
+            label = layer.get_value(event.position, view_direction=event.view_direction,
+                                    dims_displayed=event.dims_displayed, world=True)
+            handler(layer, event, int(label or 0))
+
+    return callback

@@ -23,6 +23,7 @@ from .. import connectome as cxm
 from ..layer_data import WBE_KEY, features_for_layer, features_from_layer
 from ._frame_table import FrameTable
 from ._jobs import JobHost
+from ._layers import on_click
 from ._matrix_view import MatrixView
 from ._status import StatusArea
 
@@ -49,6 +50,7 @@ class ConnectivityWidget(JobHost, Container):
         self._viewer = napari_viewer
         self.layer: Labels | None = None
         self._full_colormap = None
+        self._on_click = on_click(self._clicked)
         self.labels_layer = ComboBox(label="Labels", choices=self._labels_layers)
         self.synapse_layer = ComboBox(label="Synapses", choices=self._points_layers, nullable=True,
                                       tooltip="Points with pre_z..post_x columns in their features")
@@ -143,18 +145,9 @@ class ConnectivityWidget(JobHost, Container):
                                                      f"{int(cx.edges['syn_count'].sum())} synapses")
 
     # --- one neuron -------------------------------------------------------------------
-    def _on_click(self, layer, event):
-        dragged = False
-        yield
-        while event.type == "mouse_move":
-            dragged = True
-            yield
-        if dragged:
-            return
-        value = layer.get_value(event.position, view_direction=event.view_direction,
-                                dims_displayed=event.dims_displayed, world=True)
-        if value:
-            self.neuron.value = str(int(value))  # show_neuron follows
+    def _clicked(self, layer, event, label: int) -> None:
+        if label:
+            self.neuron.value = str(label)  # show_neuron follows
 
     def selected_id(self) -> int | None:
         text = str(self.neuron.value).strip()

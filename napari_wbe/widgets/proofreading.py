@@ -24,6 +24,7 @@ from napari.utils.colormaps import DirectLabelColormap
 from ..layer_data import WBE_KEY
 from ..proofreading import EditError, Editor, metrics, suspects
 from ._jobs import JobHost
+from ._layers import on_click
 from ._paint_events import painted_voxels
 from ._review_queue import ReviewTable
 from ._status import StatusArea
@@ -51,6 +52,7 @@ class ProofreadingWidget(JobHost, Container):
         self.editor: Editor | None = None
         self.layer: Labels | None = None
         self.selected: list[int] = []
+        self._on_click = on_click(self._clicked)
         self.seeds: list[list] = [[], []]
         self._split_label: int | None = None
         self._full_colormap = None
@@ -165,18 +167,11 @@ class ProofreadingWidget(JobHost, Container):
         self._set_editing(False)
 
     # --- clicks and paint -------------------------------------------------------------
-    def _on_click(self, layer, event):
-        dragged = False
-        yield
-        while event.type == "mouse_move":
-            dragged = True
-            yield
-        if dragged or self.mode.value == LOOK:
+    def _clicked(self, layer, event, label: int) -> None:
+        if self.mode.value == LOOK:
             return
-        value = layer.get_value(event.position, view_direction=event.view_direction,
-                                dims_displayed=event.dims_displayed, world=True)
         if self.mode.value == MERGE:
-            self.select(int(value or 0))
+            self.select(label)
         elif event.dims_displayed and len(event.dims_displayed) == 3:
             self.status.say("Place split seeds in a 2D view (Ctrl-Y switches).", error=True)
         else:
