@@ -1,4 +1,5 @@
-"""npe2 sample data (File > Open Sample > napari-wbe): the mini-brain phantom."""
+"""npe2 sample data (File > Open Sample > napari-wbe): the mini-brain phantom, and the
+C. elegans connectome as points when its data file is installed."""
 
 from __future__ import annotations
 
@@ -48,3 +49,17 @@ def labels_sample() -> list[tuple]:
 def mini_brain_sample() -> list[tuple]:
     """EM, labels and synapses together: the session the `napari-wbe` command opens."""
     return em_sample() + labels_sample()
+
+
+def celegans_sample() -> list[tuple]:
+    """The worm's 448 cells as points in a layout of their wiring (there is no
+    volume), carrying the connectome: the connectivity widget explores it like labels."""
+    from .connectome import celegans
+    from .connectome_layout import graph_layout
+
+    cx = celegans()  # raises with the install hint when c302's data file is missing
+    positions = graph_layout(cx)
+    kwargs = {"name": "C. elegans neurons", "features": features_for_layer(cx.neurons), "size": 3,
+              "face_color": "#8ab4ff", "border_width": 0,
+              "metadata": {WBE_KEY: {"kind": "neurons", "sample": "celegans", "connectome": cx}}}
+    return [(positions.to_numpy(), kwargs, "points")]

@@ -39,6 +39,7 @@ FORMATS = {
     "shiu": "Shiu et al. 2024 model: Completeness_<tag>.csv (neuron ids in index order) + "
             "Connectivity_<tag>.parquet (Presynaptic_ID, Postsynaptic_ID, ..., Excitatory)",
     "edgelist": "plain edge list CSV: source, target, weight, type (chemical | electrical)",
+    "project": "a napari-wbe project folder (.wbe): its edges table and its labels' neuron table (read only)",
 }
 FOLDER_MARKER = "connectome.json"
 FOLDER_FORMAT = {"format": "napari-wbe connectome", "version": 1}
@@ -67,6 +68,8 @@ def guess_format(path, for_writing: bool = False) -> str:
     name = os.path.basename(path.rstrip("/")).lower()
     if os.path.isdir(path):
         files = set(os.listdir(path))
+        if "project.json" in files:
+            return "project"
         if {"edges.parquet", FOLDER_MARKER} & files:
             return "parquet"
         if any(f.startswith(("Connectivity_", "Completeness_")) for f in files):
@@ -107,10 +110,24 @@ def read(path, format: str | None = None, **options) -> Connectome:
     if fmt == "missing" or not os.path.exists(path):
         raise ConnectomeError(f"{path} does not exist.")
     readers = {"parquet": _read_folder, "codex": flywire.read_codex, "shiu": flywire.read_shiu,
-               "edgelist": read_edgelist}
+               "edgelist": read_edgelist, "project": _read_project}
     if fmt not in readers:
         raise _unknown_format(path, f"format={fmt!r} is not one of {list(FORMATS)}")
     return readers[fmt](path, **options)
+
+
+def _read_project(path: str, labels: str | None = None) -> Connectome:
+    """The connectome a project saved: its edges, and the neuron table of `labels` (the
+    first labels with a neuron table by default)."""
+    from .project import open_project
+
+    project = open_project(path)
+    if "edges" not in project.tables:
+        raise ConnectomeError(f"The project {path} holds no connectome (no edges table); build one first.")
+    names = [labels] if labels else [n for n in project.labels if n in project.features] or list(project.labels)
+    neurons = project.features.get(names[0]) if names else None
+    return Connectome(neurons=neurons if neurons is not None else pd.DataFrame(index=pd.Index([], dtype="int64")),
+                      edges=project.tables["edges"])
 
 
 def write(cx: Connectome, path, format: str | None = None, **options) -> str:

@@ -125,6 +125,18 @@ class MergeQueue:
                     "score": -negative, "contact": n, "boundary_mean": s / n if n else np.nan}
         return None
 
+    def top(self, n: int) -> list[dict]:
+        """The n best open suggestions, best first (as `next()` gives them), none answered."""
+        self.heap = [entry for entry in self.heap if not self._stale(*entry[1:])]
+        heapq.heapify(self.heap)
+        rows = []
+        for negative, a, b, _, _ in heapq.nsmallest(n, self.heap):
+            count, boundary = self.edges[a][b]
+            probability = float(merge_probability(self._features(a, b)[None], self.weights)[0])
+            rows.append({"a": a, "b": b, "probability": probability, "score": -negative, "contact": count,
+                         "boundary_mean": boundary / count if count else np.nan})
+        return rows
+
     def answer(self, pair: dict, accept: bool) -> None:
         """Record the answer to a pair from `next()`: merge the two segments, or keep them apart."""
         a, b = self.segment_of(pair["a"]), self.segment_of(pair["b"])

@@ -189,3 +189,16 @@ def test_unknown_transmitters_in_a_file_warn(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert connectome.read(tmp_path / "connections.csv", nt_sign={"HIST": -1}).edges["sign"].tolist() == [-1]
+
+
+def test_read_a_project_folder(tmp_path):
+    from napari_wbe import connectome
+    from napari_wbe.phantom import mini_brain
+    from napari_wbe.project import Project, save_project
+
+    mb = mini_brain(n_neurons=10, shape=(16, 64, 64), seed=0)
+    save_project(Project(labels={"neurons": mb.labels}, features={"neurons": mb.neurons},
+                         tables={"edges": mb.connectome.edges}, voxel_size=mb.voxel_size), tmp_path / "b.wbe")
+    cx = connectome.read(tmp_path / "b.wbe")
+    assert cx.edges["syn_count"].sum() == mb.connectome.edges["syn_count"].sum()
+    assert list(cx.neurons.index) == list(mb.neurons.index)

@@ -15,9 +15,9 @@ def add_layer_data(viewer, layer_data: list[tuple]) -> list:
 
 
 def on_click(handler):
-    """A Labels mouse-drag callback that calls `handler(layer, event, label)` for a click
-    (press and release without moving, so panning never selects); `label` is the label
-    under the cursor, in 2D or along the view ray in 3D."""
+    """A mouse-drag callback that calls `handler(layer, event, value)` for a click (press
+    and release without moving, so panning never selects); `value` is what is under the
+    cursor, in 2D or along the view ray in 3D: a label, or a point's index (None: nothing)."""
 
     def callback(layer, event):
         dragged = False
@@ -26,8 +26,8 @@ def on_click(handler):
             dragged = True
             yield
         if not dragged:
-            label = layer.get_value(event.position, view_direction=event.view_direction,
+            value = layer.get_value(event.position, view_direction=event.view_direction,
                                     dims_displayed=event.dims_displayed, world=True)
-            handler(layer, event, int(label or 0))
+            handler(layer, event, value)
 
     return callback

@@ -1,7 +1,8 @@
 """Connectivity dock widget: the connectome of the Labels layer, explored in place.
 
 Build it from the labels and the synapse points (or open a connectome file), then click a
-neuron (or type its id): its downstream partners light up warm, its upstream partners
+neuron (or type its id; a Points layer carrying a connectome, like the C. elegans sample,
+works the same way): its downstream partners light up warm, its upstream partners
 cool, brighter for more synapses, everything else dimmed or hidden; optional lines join
 the centroids. The partner table sorts by any column and selecting a row centres on that
 partner. The matrix shows the neuron with its partners, or the whole circuit by type;
@@ -48,10 +49,11 @@ class ConnectivityWidget(JobHost, Container):
     def __init__(self, napari_viewer: "napari.viewer.Viewer"):
         super().__init__(labels=True)
         self._viewer = napari_viewer
-        self.layer: Labels | None = None
+        self.layer: Labels | Points | None = None
         self._full_colormap = None
         self._on_click = on_click(self._clicked)
-        self.labels_layer = ComboBox(label="Labels", choices=self._labels_layers)
+        self.labels_layer = ComboBox(label="Neurons", choices=self._neuron_layers,
+                                     tooltip="Labels, or points carrying a connectome (e.g. the C. elegans sample)")
         self.synapse_layer = ComboBox(label="Synapses", choices=self._points_layers, nullable=True,
                                       tooltip="Points with pre_z..post_x columns in their features")
         self.build_button = PushButton(text="Build connectome")
@@ -90,8 +92,9 @@ class ConnectivityWidget(JobHost, Container):
         self._attach()
 
     # --- layers -----------------------------------------------------------------------
-    def _labels_layers(self, *_) -> list:
-        return [layer for layer in self._viewer.layers if isinstance(layer, Labels)]
+    def _neuron_layers(self, *_) -> list:
+        return [layer for layer in self._viewer.layers if isinstance(layer, Labels)
+                or (isinstance(layer, Points) and layer.metadata.get(WBE_KEY, {}).get("connectome") is not None)]
 
     def _points_layers(self, *_) -> list:
         return [layer for layer in self._viewer.layers if isinstance(layer, Points)]
@@ -100,7 +103,7 @@ class ConnectivityWidget(JobHost, Container):
         return [self.build_button, self.open_button]
 
     def _attach(self, *_) -> None:
-        """Follow clicks on the chosen Labels layer (and only that one)."""
+        """Follow clicks on the chosen neuron layer (and only that one)."""
         if self.layer is not None and self._on_click in self.layer.mouse_drag_callbacks:
             self.show_all()
             self.layer.mouse_drag_callbacks.remove(self._on_click)
@@ -115,7 +118,7 @@ class ConnectivityWidget(JobHost, Container):
 
     # --- building ---------------------------------------------------------------------
     def build(self):
-        if self.layer is None or self.synapse_layer.value is None:
+        if not isinstance(self.layer, Labels) or self.synapse_layer.value is None:
             self.status.done("Pick a Labels layer and a synapse Points layer (with pre/post columns).", error=True)
             return None
         labels, synapses = self.layer.data, pd.DataFrame(self.synapse_layer.value.features)
@@ -145,9 +148,11 @@ class ConnectivityWidget(JobHost, Container):
                                                      f"{int(cx.edges['syn_count'].sum())} synapses")
 
     # --- one neuron -------------------------------------------------------------------
-    def _clicked(self, layer, event, label: int) -> None:
-        if label:
-            self.neuron.value = str(label)  # show_neuron follows
+    def _clicked(self, layer, event, value) -> None:
+        if isinstance(layer, Points):  # a point's index: its neuron id is in the features
+            value = None if value is None else layer.features["index"].iloc[int(value)]
+        if value:
+            self.neuron.value = str(int(value))  # show_neuron follows
 
     def selected_id(self) -> int | None:
         text = str(self.neuron.value).strip()
@@ -172,12 +177,10 @@ class ConnectivityWidget(JobHost, Container):
         table = self.partners()
         self.table.set_frame(_first(table, ["direction", "partner", "syn_count"]), select_first=False)
         strongest = max(float(table["syn_count"].max()), 1.0) if len(table) else 1.0
-        colours = {None: DIMMED if self.others.value == DIM else (0, 0, 0, 0), neuron: SELECTED_COLOUR}
+        colours = {neuron: SELECTED_COLOUR}
         for row in table.itertuples():
             colours.setdefault(int(row.partner), partner_colour(row.direction, row.syn_count / strongest))
-        if self._full_colormap is None:
-            self._full_colormap = self.layer.colormap
-        self.layer.colormap = DirectLabelColormap(color_dict=colours)
+        self._light(colours, DIMMED if self.others.value == DIM else (0, 0, 0, 0))
         self._draw_lines(neuron, table)
         self._draw_matrix(neuron, table)
         n_out, n_in = int((table["direction"] == "out").sum()), int((table["direction"] == "in").sum())
@@ -187,14 +190,14 @@ class ConnectivityWidget(JobHost, Container):
     def _draw_lines(self, neuron: int, table: pd.DataFrame) -> None:
         if LINES in self._viewer.layers:
             self._viewer.layers.remove(LINES)
-        neurons = self.connectome.neurons
-        if not self.lines.value or not len(table) or not set(CENTROID) <= set(neurons.columns):
+        positions = self.positions()
+        if not self.lines.value or not len(table):
             return
-        table = table[table["partner"].isin(neurons.index)]
-        if neuron not in neurons.index or not len(table):
+        table = table[table["partner"].isin(positions.index)]
+        if neuron not in positions.index or not len(table):
             return
-        here = neurons.loc[neuron, CENTROID].to_numpy(float)
-        there = neurons.loc[table["partner"], CENTROID].to_numpy(float)
+        here = positions.loc[neuron].to_numpy(float)
+        there = positions.loc[table["partner"]].to_numpy(float)
         lines = [np.stack([here, p]) for p in there]
         widths = 0.5 + 3.0 * table["syn_count"].to_numpy() / table["syn_count"].max()
         colours = [partner_colour(d, 1.0) for d in table["direction"]]
@@ -219,16 +222,37 @@ class ConnectivityWidget(JobHost, Container):
         self.status.say(f"{pre} -> {post}: {self.matrix.matrix.loc[pre, post]:g} synapses.")
 
     def _go_to_partner(self, row: pd.Series) -> None:
-        neurons = self.connectome.neurons if self.connectome is not None else None
-        if neurons is None or not set(CENTROID) <= set(neurons.columns) or row["partner"] not in neurons.index:
+        positions = self.positions()
+        if row["partner"] not in positions.index:
             return
-        world = self.layer.data_to_world(neurons.loc[row["partner"], CENTROID].to_numpy(float))
+        world = self.layer.data_to_world(positions.loc[row["partner"]].to_numpy(float))
         self._viewer.dims.set_point(range(3), world)
         getattr(self._viewer, "scene", self._viewer).camera.center = world  # napari < 0.9: no scene
 
+    def positions(self) -> pd.DataFrame:
+        """Where each neuron is drawn (data coordinates), by id: centroids, or the points."""
+        if isinstance(self.layer, Points):
+            return pd.DataFrame(self.layer.data, index=self.layer.features["index"].to_numpy())
+        neurons = self.connectome.neurons if self.connectome is not None else pd.DataFrame()
+        return neurons[CENTROID] if set(CENTROID) <= set(neurons.columns) else pd.DataFrame(columns=CENTROID)
+
+    def _light(self, colours: dict, others: tuple) -> None:
+        """Colour the given neurons, the rest `others`; the first call keeps the original."""
+        if self._full_colormap is None:
+            self._full_colormap = (self.layer.face_color.copy() if isinstance(self.layer, Points)
+                                   else self.layer.colormap)
+        if isinstance(self.layer, Points):
+            ids = self.layer.features["index"].to_numpy()
+            self.layer.face_color = np.array([colours.get(int(i), others) for i in ids], float)
+        else:
+            self.layer.colormap = DirectLabelColormap(color_dict={None: others} | colours)
+
     def show_all(self) -> None:
         if self._full_colormap is not None and self.layer is not None:
-            self.layer.colormap = self._full_colormap
+            if isinstance(self.layer, Points):
+                self.layer.face_color = self._full_colormap
+            else:
+                self.layer.colormap = self._full_colormap
         self._full_colormap = None
         if LINES in self._viewer.layers:
             self._viewer.layers.remove(LINES)

@@ -23,6 +23,8 @@ from napari.utils.colormaps import DirectLabelColormap
 
 from ..layer_data import WBE_KEY
 from ..proofreading import EditError, Editor, metrics, suspects
+from ..proofreading_contacts import contact_table
+from ..proofreading_queue import MergeQueue
 from ._jobs import JobHost
 from ._layers import on_click
 from ._paint_events import painted_voxels
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 LOOK, MERGE, SPLIT = "look", "merge", "split"
 SEEDS, PREVIEW = "split seeds", "split preview"
 PART_COLOURS = ("#ff4fd8", "#3cf0ff")
+MERGE_ROWS = 50  # merge suggestions shown at a time (the queue holds them all)
 IN_MEMORY_LIMIT = 4 << 30  # lazily loaded labels up to this many bytes are loaded to be edited
 
 
@@ -56,6 +59,7 @@ class ProofreadingWidget(JobHost, Container):
         self.seeds: list[list] = [[], []]
         self._split_label: int | None = None
         self._full_colormap = None
+        self.merge_queue: MergeQueue | None = None
         self.labels_layer = ComboBox(label="Labels", choices=self._labels_layers)
         self.image_layer = ComboBox(label="Image (split)", choices=self._image_layers, nullable=True,
                                     tooltip="EM the labels were drawn on; split follows its membranes")
@@ -167,11 +171,11 @@ class ProofreadingWidget(JobHost, Container):
         self._set_editing(False)
 
     # --- clicks and paint -------------------------------------------------------------
-    def _clicked(self, layer, event, label: int) -> None:
+    def _clicked(self, layer, event, label) -> None:
         if self.mode.value == LOOK:
             return
         if self.mode.value == MERGE:
-            self.select(label)
+            self.select(int(label or 0))
         elif event.dims_displayed and len(event.dims_displayed) == 3:
             self.status.say("Place split seeds in a 2D view (Ctrl-Y switches).", error=True)
         else:
@@ -307,11 +311,37 @@ class ProofreadingWidget(JobHost, Container):
         labels = np.asarray(self.layer.data)
         image = self.image_layer.value
         image = None if image is None or image.data.shape != labels.shape else np.asarray(image.data)
-        return self.start_job(lambda report: suspects(labels, image=image), "Finding suspects", self._found)
 
-    def _found(self, table: pd.DataFrame) -> None:
+        def work(report):
+            contacts = contact_table(labels, image=image)
+            return suspects(labels, image=image, contacts=contacts), MergeQueue(contacts), contacts
+
+        return self.start_job(work, "Finding suspects", self._found)
+
+    def _found(self, found) -> None:
+        table, self.merge_queue, contacts = found
+        pairs = contacts.pairs
+        self._contact_at = dict(zip(zip(pairs["a"].tolist(), pairs["b"].tolist()), pairs[["z", "y", "x"]].to_numpy()))
+        self._total = max(int(contacts.segments["size"].sum()), 1)
         self.queue.set_rows(table)
-        self.status.done(f"{len(table)} suspects, most likely errors first.")
+        self.status.done(f"{len(table)} suspects, most likely errors first; merge suggestions re-rank "
+                         "after every answer.")
+
+    def _rerank(self) -> None:
+        """Merge suggestions from the queue, which learns from each answer; other rows stay."""
+        others = self.queue.rows[self.queue.rows["kind"] != "merge?"]
+        rows = []
+        for pair in self.merge_queue.top(MERGE_ROWS):
+            a, b = sorted((pair["a"], pair["b"]))
+            if a not in self.editor.boxes or b not in self.editor.boxes:
+                continue
+            z, y, x = self._contact_at.get((a, b), _box_middle(self.editor.boxes[a], self.editor.boxes[b]))
+            rows.append({"kind": "merge?", "labels": (a, b), "z": z, "y": y, "x": x,
+                         "probability": pair["probability"], "score": pair["score"] / self._total,
+                         "reason": f"touch over {pair['contact']} faces; mean boundary {pair['boundary_mean']:.2f}; "
+                                   f"p = {pair['probability']:.2f}"})
+        table = pd.concat([pd.DataFrame(rows), others], ignore_index=True) if rows else others
+        self.queue.set_rows(table.sort_values("score", ascending=False, kind="stable"))
 
     def _focus(self, row: pd.Series) -> None:
         """Centre on the suspect and show only its segments."""
@@ -331,21 +361,39 @@ class ProofreadingWidget(JobHost, Container):
         self._full_colormap = None
 
     def accept(self) -> None:
+        self._decide(True)
+
+    def reject(self) -> None:
+        self._decide(False)
+        self.status.say("Rejected; next suspect.")
+
+    def _decide(self, accepted: bool) -> None:
         row = self.queue.current()
         if row is None or self.editor is None:
             return
         ids = [int(i) for i in row["labels"] if int(i) in self.editor.boxes]
-        if row["kind"] == "split?":
+        if row["kind"] == "merge?" and self.merge_queue is not None and len(ids) == 2:
+            self.merge_queue.answer({"a": ids[0], "b": ids[1]}, accepted)
+            if accepted:  # the id the queue keeps, so its later suggestions name real segments
+                into = self.merge_queue.segment_of(ids[0])
+                self._edit(lambda ed: f"Merged {ids} into {ed.merge(ids, into=into)}.")
+            self._rerank()
+            return
+        if accepted and row["kind"] == "split?":
             self.clear()
             self.mode.value = SPLIT
             self.status.say(f"Split {ids[0]}: click seeds (shift-click for the second part), then Apply split.")
-        elif len(ids) >= 2:
+        elif accepted and len(ids) >= 2:
             into = max(ids, key=lambda i: self.editor.counts[i])  # fragments join the bigger segment
             self._edit(lambda ed: f"Merged {ids} into {ed.merge(ids, into=into)}.")
-        elif ids:
+        elif accepted and ids:
             self._edit(lambda ed: (ed.delete(ids[0]), f"Deleted {ids[0]}.")[1])
         self.queue.done_with_current()
 
-    def reject(self) -> None:
-        self.queue.done_with_current()
-        self.status.say("Rejected; next suspect.")
+
+def _box_middle(*boxes) -> tuple[int, int, int]:
+    """The middle of where boxes overlap (or of their union): near where segments meet."""
+    low = np.max([b[:3] for b in boxes], axis=0)
+    high = np.min([b[3:] for b in boxes], axis=0)
+    low, high = np.minimum(low, high), np.maximum(low, high)
+    return tuple(int(v) for v in (low + high) // 2)

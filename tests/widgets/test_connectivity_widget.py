@@ -7,9 +7,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pytest
 from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
 
-from napari_wbe.widgets.connectivity import HIDE, LINES, SELECTED_COLOUR, ConnectivityWidget
+from napari_wbe.widgets.connectivity import DIMMED, HIDE, LINES, SELECTED_COLOUR, ConnectivityWidget
 
 from .conftest import not_blank, save_screenshot
 
@@ -75,3 +76,33 @@ def test_build_click_and_explore(viewer, qtbot, tmp_path):
     widget.clear_button.native.click()
     assert LINES not in viewer.layers
     np.testing.assert_allclose(labels.get_color(hub), colour_before)
+
+
+def test_celegans_points_explored_like_labels(viewer, qtbot):
+    from napari_wbe.connectome_celegans import installed_data_file
+
+    if installed_data_file() is None:
+        pytest.skip("c302's data file is not installed (pip install --no-deps c302==0.12.1)")
+    viewer.open_sample("napari-wbe", "celegans")
+    points = viewer.layers["C. elegans neurons"]
+    cx = points.metadata["napari_wbe"]["connectome"]
+    widget = ConnectivityWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Connectivity")
+    widget.reset_choices()
+    widget.labels_layer.value = points
+    assert "448 neurons" in widget.summary.value
+    names = cx.neurons["name"]
+    avb = int(names.index[names == "AVBL"][0])
+    viewer.dims.ndisplay = 3
+    row = int(np.flatnonzero(points.features["index"].to_numpy() == avb)[0])
+    widget._clicked(points, None, row)  # what a click on that point hands over
+    assert widget.selected_id() == avb
+    table = widget.table.frame
+    assert len(table) and set(table["kind"]) <= {"chemical", "electrical"}
+    colours = points.face_color
+    assert np.allclose(colours[row], SELECTED_COLOUR)
+    assert np.isclose(colours[:, 3], DIMMED[3]).sum() == len(points.data) - 1 - table["partner"].nunique()
+    widget.lines.value = True
+    assert LINES in viewer.layers
+    viewer.reset_view()
+    save_screenshot(viewer.screenshot(canvas_only=False, flash=False), "connectivity_celegans.png")

@@ -112,11 +112,14 @@ def test_review_queue_accepts_and_rejects(viewer, qtbot, brain, editing, tmp_pat
     assert first["kind"] == "merge?"
     assert len(layer.colormap.color_dict) <= 4  # only the suspect's segments are shown
     np.testing.assert_allclose(viewer.scene.camera.center[-2:], (first["y"] * 8, first["x"] * 8))
-    n = widget.queue.rowCount()
     widget.accept_button.native.click()
-    assert widget.queue.rowCount() == n - 1 and widget.editor.history[-1]["kind"] == "merge"
+    assert widget.editor.history[-1]["kind"] == "merge"
+    shown = [tuple(labels) for labels in widget.queue.rows["labels"]]
+    assert first["labels"] not in shown  # answered, and the queue re-ranked the rest
+    assert all(i in widget.editor.boxes for pair in shown for i in pair)
+    rejected = widget.queue.current()["labels"]
     widget.reject_button.native.click()
-    assert widget.queue.rowCount() == n - 2
+    assert rejected not in [tuple(labels) for labels in widget.queue.rows["labels"]]
     widget.selected = [int(first["labels"][0])]
     widget.proofread_button.native.click()
     assert layer.features.set_index("index").loc[int(first["labels"][0]), "proofread"]
