@@ -176,11 +176,14 @@ class ProofreadingWidget(JobHost, Container):
             return
         if self.mode.value == MERGE:
             self.select(int(label or 0))
-        elif event.dims_displayed and len(event.dims_displayed) == 3:
-            self.status.say("Place split seeds in a 2D view (Ctrl-Y switches).", error=True)
-        else:
-            voxel = np.round(layer.world_to_data(event.position)).astype(int)
-            self.add_seed(voxel, part=1 if "Shift" in event.modifiers else 0)
+            return
+        voxel = np.round(layer.world_to_data(event.position)).astype(int)
+        if event.dims_displayed and len(event.dims_displayed) == 3:
+            voxel = first_voxel_on_ray(layer, event, int(label or 0))
+            if voxel is None:
+                self.status.say("No segment under the cursor.", error=True)
+                return
+        self.add_seed(voxel, part=1 if "Shift" in event.modifiers else 0)
 
     def _on_paint(self, event) -> None:
         painted = painted_voxels(event.value)
@@ -389,6 +392,20 @@ class ProofreadingWidget(JobHost, Container):
         elif accepted and ids:
             self._edit(lambda ed: (ed.delete(ids[0]), f"Deleted {ids[0]}.")[1])
         self.queue.done_with_current()
+
+
+def first_voxel_on_ray(layer, event, label: int):
+    """In 3D, the first voxel of `label` along the click's view ray (None if it has none)."""
+    start, end = layer.get_ray_intersections(event.position, event.view_direction, event.dims_displayed,
+                                             world=True)
+    if label == 0 or start is None:
+        return None
+    steps = int(np.ceil(np.linalg.norm(np.subtract(end, start)))) * 2 + 1
+    for point in np.linspace(start, end, steps):
+        voxel = np.round(point).astype(int)
+        if np.all((voxel >= 0) & (voxel < layer.data.shape)) and layer.data[tuple(voxel)] == label:
+            return voxel
+    return None
 
 
 def _box_middle(*boxes) -> tuple[int, int, int]:

@@ -127,3 +127,21 @@ def test_review_queue_accepts_and_rejects(viewer, qtbot, brain, editing, tmp_pat
     save_screenshot(viewer.screenshot(canvas_only=False, flash=False), "proofreading_widget.png")
     widget.show_all_button.native.click()
     np.testing.assert_array_equal(replay(brain.fragments, tmp_path / "edits.wbelog"), layer.data)
+
+
+def test_split_seed_clicked_in_3d_lands_on_the_segment(viewer, qtbot, brain, editing):
+    widget, layer = editing
+    a = pair_in_one_neuron(brain)[0]
+    widget.mode.value = SPLIT
+    viewer.dims.ndisplay = 3
+    viewer.reset_view()
+    target = voxel_of(brain.fragments, a)
+    event = SimpleNamespace(type="mouse_press", position=tuple(layer.data_to_world(target)), modifiers=(),
+                            view_direction=tuple(viewer.scene.camera.view_direction),
+                            dims_displayed=list(viewer.dims.displayed))
+    mouse_press_callbacks(layer, event)
+    event.type = "mouse_release"
+    mouse_release_callbacks(layer, event)
+    assert len(widget.seeds[0]) == 1
+    assert layer.data[tuple(widget.seeds[0][0])] == layer.get_value(
+        event.position, view_direction=event.view_direction, dims_displayed=event.dims_displayed, world=True)
