@@ -36,6 +36,7 @@ from .barcode_decoding import DecodeSettings, decode_block, fill_block
 from .barcode_learning import (
     global_levels,
     learn_codebook,
+    learn_unexplained,
     learning_sample,
     refine_centroids,
     register_rounds,
@@ -153,6 +154,9 @@ class Decoder:
         sample = learning_sample(self.stack, settings)
         self.codebook, settings = learn_codebook(sample, settings, book, thresholds, min_support, fold_ratio)
         settings = refine_centroids(sample, settings, self.codebook)
+        if book is None:  # a second look at what the learned codes leave undecoded
+            self.codebook = learn_unexplained(sample, settings, self.codebook, thresholds, min_support, fold_ratio)
+            settings = refine_centroids(sample, settings, self.codebook)
         self.histograms = channel_histograms(sample)
         del sample
         if method == "threshold":
