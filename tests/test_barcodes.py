@@ -8,8 +8,8 @@ import pytest
 from skimage.metrics import adapted_rand_error
 
 from napari_wbe import barcodes
-from napari_wbe.barcode_codebook import CodebookError
-from napari_wbe.barcode_learning import register_rounds
+from napari_wbe.barcode_codebook import Codebook, CodebookError
+from napari_wbe.barcode_learning import learn_unexplained, learning_sample, register_rounds
 from napari_wbe.phantom import mini_brain
 
 
@@ -175,3 +175,14 @@ def test_large_volumes_learn_from_boxes_all_over(mb, monkeypatch):
     assert np.mean([tuple(mb.codebook[i]) in learned for i in np.flatnonzero(big)]) >= 0.8
     chunked = barcodes.decode(da.from_array(mb.barcode_image, chunks=(12, 16, 64, 64)), chunks=(16, 48, 48))
     np.testing.assert_array_equal(chunked.labels, res.labels)
+
+
+def test_second_learning_pass_finds_a_code_the_first_left_out():
+    mb = mini_brain(n_neurons=20, shape=(24, 96, 96), n_channels=18, seed=0)
+    withheld = int(np.argmax(np.bincount(mb.labels.ravel())[1:]))  # the biggest cell's code
+    known = Codebook(np.delete(mb.codebook, withheld, axis=0))
+    decoder = barcodes.Decoder(mb.barcode_image, codebook=known)
+    sample = learning_sample(decoder.stack, decoder.settings)
+    more = learn_unexplained(sample, decoder.settings, known, "mean", 200, 5.0)
+    assert tuple(mb.codebook[withheld]) in {tuple(code) for code in more.codes}
+    assert len(more) == len(known) + 1  # nothing else: the known cells are explained
