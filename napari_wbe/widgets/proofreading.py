@@ -19,15 +19,13 @@ import numpy as np
 import pandas as pd
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, RadioButtons
 from napari.layers import Image, Labels
-from napari.utils.colormaps import DirectLabelColormap
 
 from ..layer_data import WBE_KEY
-from ..proofreading import EditError, Editor, metrics, suspects
-from ..proofreading_contacts import contact_table
-from ..proofreading_queue import MergeQueue
+from ..proofreading import EditError, Editor, metrics
 from ._jobs import JobHost
 from ._layers import on_click
 from ._paint_events import painted_voxels
+from ._review import ReviewQueue
 from ._review_queue import ReviewTable
 from ._status import StatusArea
 
@@ -37,7 +35,6 @@ if TYPE_CHECKING:
 LOOK, MERGE, SPLIT = "look", "merge", "split"
 SEEDS, PREVIEW = "split seeds", "split preview"
 PART_COLOURS = ("#ff4fd8", "#3cf0ff")
-MERGE_ROWS = 50  # merge suggestions shown at a time (the queue holds them all)
 IN_MEMORY_LIMIT = 4 << 30  # lazily loaded labels up to this many bytes are loaded to be edited
 
 
@@ -48,7 +45,7 @@ def default_log_path(layer) -> str:
     return str(folder / f"{layer.name.replace(os.sep, '_')}-{time.strftime('%Y%m%d-%H%M%S')}.wbelog")
 
 
-class ProofreadingWidget(JobHost, Container):
+class ProofreadingWidget(ReviewQueue, JobHost, Container):
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(labels=True)
         self._viewer = napari_viewer
@@ -59,7 +56,6 @@ class ProofreadingWidget(JobHost, Container):
         self.seeds: list[list] = [[], []]
         self._split_label: int | None = None
         self._full_colormap = None
-        self.merge_queue: MergeQueue | None = None
         self.labels_layer = ComboBox(label="Labels", choices=self._labels_layers)
         self.image_layer = ComboBox(label="Image (split)", choices=self._image_layers, nullable=True,
                                     tooltip="EM the labels were drawn on; split follows its membranes")
@@ -248,6 +244,11 @@ class ProofreadingWidget(JobHost, Container):
         self._edit(lambda ed: f"Split {label} into {ed.split(label, *seeds)}.")
         self.clear()
 
+    def begin_split(self, label: int) -> None:
+        self.clear()
+        self.mode.value = SPLIT
+        self.status.say(f"Split {label}: click seeds (shift-click for the second part), then Apply split.")
+
     def clear(self) -> None:
         self.selected, self.seeds, self._split_label = [], [[], []], None
         self.selection.value = "–"
@@ -309,90 +310,6 @@ class ProofreadingWidget(JobHost, Container):
         self.layer.features = features
         self.status.say(f"Marked {ids} proofread.")
 
-    # --- review queue -----------------------------------------------------------------
-    def find_suspects(self):
-        labels = np.asarray(self.layer.data)
-        image = self.image_layer.value
-        image = None if image is None or image.data.shape != labels.shape else np.asarray(image.data)
-
-        def work(report):
-            contacts = contact_table(labels, image=image)
-            return suspects(labels, image=image, contacts=contacts), MergeQueue(contacts), contacts
-
-        return self.start_job(work, "Finding suspects", self._found)
-
-    def _found(self, found) -> None:
-        table, self.merge_queue, contacts = found
-        pairs = contacts.pairs
-        self._contact_at = dict(zip(zip(pairs["a"].tolist(), pairs["b"].tolist()), pairs[["z", "y", "x"]].to_numpy()))
-        self._total = max(int(contacts.segments["size"].sum()), 1)
-        self.queue.set_rows(table)
-        self.status.done(f"{len(table)} suspects, most likely errors first; merge suggestions re-rank "
-                         "after every answer.")
-
-    def _rerank(self) -> None:
-        """Merge suggestions from the queue, which learns from each answer; other rows stay."""
-        others = self.queue.rows[self.queue.rows["kind"] != "merge?"]
-        rows = []
-        for pair in self.merge_queue.top(MERGE_ROWS):
-            a, b = sorted((pair["a"], pair["b"]))
-            if a not in self.editor.boxes or b not in self.editor.boxes:
-                continue
-            z, y, x = self._contact_at.get((a, b), _box_middle(self.editor.boxes[a], self.editor.boxes[b]))
-            rows.append({"kind": "merge?", "labels": (a, b), "z": z, "y": y, "x": x,
-                         "probability": pair["probability"], "score": pair["score"] / self._total,
-                         "reason": f"touch over {pair['contact']} faces; mean boundary {pair['boundary_mean']:.2f}; "
-                                   f"p = {pair['probability']:.2f}"})
-        table = pd.concat([pd.DataFrame(rows), others], ignore_index=True) if rows else others
-        self.queue.set_rows(table.sort_values("score", ascending=False, kind="stable"))
-
-    def _focus(self, row: pd.Series) -> None:
-        """Centre on the suspect and show only its segments."""
-        if self.layer is None:
-            return
-        world = self.layer.data_to_world([row["z"], row["y"], row["x"]])
-        self._viewer.dims.set_point(range(3), world)
-        getattr(self._viewer, "scene", self._viewer).camera.center = world  # napari < 0.9: no scene
-        if self._full_colormap is None:
-            self._full_colormap = self.layer.colormap
-        colours = {None: "transparent"} | {int(i): c for i, c in zip(row["labels"], ("#ff4fd8", "#3cf0ff", "#ffd23c"))}
-        self.layer.colormap = DirectLabelColormap(color_dict=colours)
-
-    def show_all(self) -> None:
-        if self._full_colormap is not None and self.layer is not None:
-            self.layer.colormap = self._full_colormap
-        self._full_colormap = None
-
-    def accept(self) -> None:
-        self._decide(True)
-
-    def reject(self) -> None:
-        self._decide(False)
-        self.status.say("Rejected; next suspect.")
-
-    def _decide(self, accepted: bool) -> None:
-        row = self.queue.current()
-        if row is None or self.editor is None:
-            return
-        ids = [int(i) for i in row["labels"] if int(i) in self.editor.boxes]
-        if row["kind"] == "merge?" and self.merge_queue is not None and len(ids) == 2:
-            self.merge_queue.answer({"a": ids[0], "b": ids[1]}, accepted)
-            if accepted:  # the id the queue keeps, so its later suggestions name real segments
-                into = self.merge_queue.segment_of(ids[0])
-                self._edit(lambda ed: f"Merged {ids} into {ed.merge(ids, into=into)}.")
-            self._rerank()
-            return
-        if accepted and row["kind"] == "split?":
-            self.clear()
-            self.mode.value = SPLIT
-            self.status.say(f"Split {ids[0]}: click seeds (shift-click for the second part), then Apply split.")
-        elif accepted and len(ids) >= 2:
-            into = max(ids, key=lambda i: self.editor.counts[i])  # fragments join the bigger segment
-            self._edit(lambda ed: f"Merged {ids} into {ed.merge(ids, into=into)}.")
-        elif accepted and ids:
-            self._edit(lambda ed: (ed.delete(ids[0]), f"Deleted {ids[0]}.")[1])
-        self.queue.done_with_current()
-
 
 def first_voxel_on_ray(layer, event, label: int):
     """In 3D, the first voxel of `label` along the click's view ray (None if it has none)."""
@@ -406,11 +323,3 @@ def first_voxel_on_ray(layer, event, label: int):
         if np.all((voxel >= 0) & (voxel < layer.data.shape)) and layer.data[tuple(voxel)] == label:
             return voxel
     return None
-
-
-def _box_middle(*boxes) -> tuple[int, int, int]:
-    """The middle of where boxes overlap (or of their union): near where segments meet."""
-    low = np.max([b[:3] for b in boxes], axis=0)
-    high = np.min([b[3:] for b in boxes], axis=0)
-    low, high = np.minimum(low, high), np.maximum(low, high)
-    return tuple(int(v) for v in (low + high) // 2)

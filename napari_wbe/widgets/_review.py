@@ -1,0 +1,111 @@
+"""The review queue of the proofreading widget: ranked suspects, flown to one at a time,
+answered with Y / N; merge suggestions re-rank after every answer (MergeQueue)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from napari.utils.colormaps import DirectLabelColormap
+
+from ..proofreading import suspects
+from ..proofreading_contacts import contact_table
+from ..proofreading_queue import MergeQueue
+
+MERGE_ROWS = 50  # merge suggestions shown at a time (the queue holds them all)
+
+
+class ReviewQueue:
+    """Mixin for ProofreadingWidget: needs its layer, editor, queue table, status, _edit
+    and begin_split."""
+
+    merge_queue: MergeQueue | None = None
+    _full_colormap = None
+
+    def find_suspects(self):
+        labels = np.asarray(self.layer.data)
+        image = self.image_layer.value
+        image = None if image is None or image.data.shape != labels.shape else np.asarray(image.data)
+
+        def work(report):
+            contacts = contact_table(labels, image=image)
+            return suspects(labels, image=image, contacts=contacts), MergeQueue(contacts), contacts
+
+        return self.start_job(work, "Finding suspects", self._found)
+
+    def _found(self, found) -> None:
+        table, self.merge_queue, contacts = found
+        pairs = contacts.pairs
+        self._contact_at = dict(zip(zip(pairs["a"].tolist(), pairs["b"].tolist()), pairs[["z", "y", "x"]].to_numpy()))
+        self._total = max(int(contacts.segments["size"].sum()), 1)
+        self.queue.set_rows(table)
+        self.status.done(f"{len(table)} suspects, most likely errors first; merge suggestions re-rank "
+                         "after every answer.")
+
+    def _rerank(self) -> None:
+        """Merge suggestions from the queue, which learns from each answer; other rows stay."""
+        others = self.queue.rows[self.queue.rows["kind"] != "merge?"]
+        rows = []
+        for pair in self.merge_queue.top(MERGE_ROWS):
+            a, b = sorted((pair["a"], pair["b"]))
+            if a not in self.editor.boxes or b not in self.editor.boxes:
+                continue
+            z, y, x = self._contact_at.get((a, b), _box_middle(self.editor.boxes[a], self.editor.boxes[b]))
+            rows.append({"kind": "merge?", "labels": (a, b), "z": z, "y": y, "x": x,
+                         "probability": pair["probability"], "score": pair["score"] / self._total,
+                         "reason": f"touch over {pair['contact']} faces; mean boundary {pair['boundary_mean']:.2f}; "
+                                   f"p = {pair['probability']:.2f}"})
+        table = pd.concat([pd.DataFrame(rows), others], ignore_index=True) if rows else others
+        self.queue.set_rows(table.sort_values("score", ascending=False, kind="stable"))
+
+    def _focus(self, row: pd.Series) -> None:
+        """Centre on the suspect and show only its segments."""
+        if self.layer is None:
+            return
+        world = self.layer.data_to_world([row["z"], row["y"], row["x"]])
+        self._viewer.dims.set_point(range(3), world)
+        getattr(self._viewer, "scene", self._viewer).camera.center = world  # napari < 0.9: no scene
+        if self._full_colormap is None:
+            self._full_colormap = self.layer.colormap
+        colours = {None: "transparent"} | {int(i): c for i, c in zip(row["labels"], ("#ff4fd8", "#3cf0ff", "#ffd23c"))}
+        self.layer.colormap = DirectLabelColormap(color_dict=colours)
+
+    def show_all(self) -> None:
+        if self._full_colormap is not None and self.layer is not None:
+            self.layer.colormap = self._full_colormap
+        self._full_colormap = None
+
+    def accept(self) -> None:
+        self._decide(True)
+
+    def reject(self) -> None:
+        self._decide(False)
+        self.status.say("Rejected; next suspect.")
+
+    def _decide(self, accepted: bool) -> None:
+        row = self.queue.current()
+        if row is None or self.editor is None:
+            return
+        ids = [int(i) for i in row["labels"] if int(i) in self.editor.boxes]
+        if row["kind"] == "merge?" and self.merge_queue is not None and len(ids) == 2:
+            self.merge_queue.answer({"a": ids[0], "b": ids[1]}, accepted)
+            if accepted:  # the id the queue keeps, so its later suggestions name real segments
+                into = self.merge_queue.segment_of(ids[0])
+                self._edit(lambda ed: f"Merged {ids} into {ed.merge(ids, into=into)}.")
+            self._rerank()
+            return
+        if accepted and row["kind"] == "split?":
+            self.begin_split(ids[0])
+        elif accepted and len(ids) >= 2:
+            into = max(ids, key=lambda i: self.editor.counts[i])  # fragments join the bigger segment
+            self._edit(lambda ed: f"Merged {ids} into {ed.merge(ids, into=into)}.")
+        elif accepted and ids:
+            self._edit(lambda ed: (ed.delete(ids[0]), f"Deleted {ids[0]}.")[1])
+        self.queue.done_with_current()
+
+
+def _box_middle(*boxes) -> tuple[int, int, int]:
+    """The middle of where boxes overlap (or of their union): near where segments meet."""
+    low = np.max([b[:3] for b in boxes], axis=0)
+    high = np.min([b[3:] for b in boxes], axis=0)
+    low, high = np.minimum(low, high), np.maximum(low, high)
+    return tuple(int(v) for v in (low + high) // 2)
