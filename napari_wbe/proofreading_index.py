@@ -6,18 +6,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .id_hash import find_slot as _find
+
 # Labels are read in slabs of this many z-planes: bounded memory for zarr-backed volumes.
 _SLAB_VOXELS = 1 << 25
-
-
-@numba.njit(cache=True, nogil=True)
-def _find(table, key):
-    """Slot of `key` in an open-addressing table (keys in table[:, 0], 0 = empty)."""
-    mask = np.uint64(len(table) - 1)
-    i = (np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(17) & mask
-    while table[i, 0] != 0 and table[i, 0] != key:
-        i = (i + np.uint64(1)) & mask
-    return i
 
 
 @numba.njit(cache=True, nogil=True)

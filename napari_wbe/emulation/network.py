@@ -14,6 +14,7 @@ import numba
 import numpy as np
 import pandas as pd
 
+from ..id_hash import id_table, positions
 from .params import EmulationError, EmulationWarning, ModelParams
 
 
@@ -70,15 +71,6 @@ def _counting_sort_by_pre(pre, n):
     return order, indptr
 
 
-def _indices(index: pd.Index, values: np.ndarray) -> np.ndarray:
-    if index.is_monotonic_increasing:  # the usual case; searchsorted avoids a 15M-entry hash pass
-        found = np.searchsorted(index.to_numpy(), values)
-        found[found == len(index)] = 0
-        ok = index.to_numpy()[found] == values
-        return np.where(ok, found, -1)
-    return index.get_indexer(values)
-
-
 def build_network(cx, params: ModelParams | None = None) -> Network:
     """Network of a `Connectome`: chemical edges only, weights syn_count x sign x w_syn."""
     params = params or ModelParams()
@@ -96,8 +88,8 @@ def build_network(cx, params: ModelParams | None = None) -> Network:
             edges = edges[chemical]
     pre = edges["pre"].to_numpy(dtype=np.int64)
     post = edges["post"].to_numpy(dtype=np.int64)
-    pre_idx = _indices(index, pre)
-    post_idx = _indices(index, post)
+    table = id_table(index.to_numpy(dtype=np.int64))
+    pre_idx, post_idx = positions(table, pre), positions(table, post)
     unknown = (pre_idx < 0) | (post_idx < 0)
     if unknown.any():
         e = np.flatnonzero(unknown)[0]
