@@ -5,10 +5,12 @@ it can report progress and run trials on several threads (`nogil=True`). Random 
 a hash of (trial key, step, stimulus slot), not a stateful generator, so a trial's spikes do
 not depend on chunking, thread count or which thread ran it.
 
-Only active neurons are integrated: a neuron at rest (v == v_0, g == 0, v_0 <= v_th) would be
-left bit-identical by the update, so skipping it changes nothing, and in the reference
-model's regime most of a brain is at rest. A neuron wakes when input reaches it and rests
-again once g has been flushed to 0 and v has decayed to v_0 exactly.
+Only active neurons are integrated: a neuron at rest (g == 0 and v at a fixed point of the
+update, below threshold) would be left bit-identical by it, so skipping it changes nothing,
+and in the reference model's regime most of a brain is at rest. A neuron wakes when input
+reaches it and rests again once g has been flushed to 0 and v has decayed to where rounding
+holds it: v_0 itself, or (float32 especially) an ulp away, where (v - v_0) * a rounds back
+to the same value.
 
 Refractory neurons are integrated with the others and then put back: while refractory,
 v == v_rst and g == 0 exactly (reset sets them, input to g is dropped, stimulated neurons
@@ -136,11 +138,15 @@ def run_chunk(k0, k1, v, g, r_until, ring, ring_count, active, is_active, n_acti
             out_step[n_out] = k
             out_neuron[n_out] = i
             n_out += 1
-        # neurons back at rest leave the active list
+        # neurons at rest leave the active list: g is 0 and the next update would leave v
+        # bit-identical (v_0 itself, or a value an ulp away that rounding holds fixed, as
+        # float32 does), so skipping them changes nothing until input wakes them
         kept = 0
         for q in range(n_active):
             i = active[q]
-            if g[i] == 0.0 and v[i] == v0[i if per_neuron else 0] and can_rest[i]:
+            p = i if per_neuron else 0
+            if (g[i] == 0.0 and v0[p] + (v[i] - v0[p]) * a[p] + g[i] * b[p] == v[i] and v[i] <= vth[p]
+                    and can_rest[i]):
                 is_active[i] = 0
             else:
                 active[kept] = i

@@ -8,7 +8,7 @@ the same slots, so delivering a spike is one contiguous read.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
@@ -25,6 +25,7 @@ class Network:
     targets: np.ndarray    # int32 postsynaptic index of each synapse slot
     weights: np.ndarray    # float64 mV added to g per presynaptic spike (syn_count x sign x w_syn)
     neurons: pd.DataFrame  # the connectome's neuron table, rows in index order
+    _table: np.ndarray | None = field(default=None, repr=False)  # id -> index hash table
 
     @property
     def n(self) -> int:
@@ -39,7 +40,9 @@ class Network:
             as_float = np.asarray(ids, dtype=np.float64)
             if not np.all(as_float == np.round(as_float)):
                 raise EmulationError(f"{what} must be whole-number neuron ids; got {ids[:5].tolist()}.")
-        found = pd.Index(self.ids).get_indexer(ids.astype(np.int64))
+        if self._table is None:  # built once: simulate looks ids up many times
+            self._table = id_table(self.ids)
+        found = positions(self._table, ids.astype(np.int64))
         if (found < 0).any():
             missing = np.unique(ids[found < 0])
             raise EmulationError(
@@ -48,7 +51,10 @@ class Network:
         return found.astype(np.int64)
 
     def silenced_weights(self, silence_idx) -> np.ndarray:
-        """A copy of the weights with every outgoing synapse of `silence_idx` set to 0."""
+        """The weights with every outgoing synapse of `silence_idx` set to 0 (a copy when
+        anything is silenced: the network itself is never changed)."""
+        if not len(silence_idx):
+            return self.weights
         weights = self.weights.copy()
         for j in np.unique(np.asarray(silence_idx, dtype=np.int64)):
             weights[self.indptr[j]:self.indptr[j + 1]] = 0.0
@@ -103,4 +109,5 @@ def build_network(cx, params: ModelParams | None = None) -> Network:
                              "w_syn); fix the edge table or ModelParams.w_syn.")
     order, indptr = _counting_sort_by_pre(pre_idx, len(index))
     return Network(ids=index.to_numpy(dtype=np.int64), indptr=indptr,
-                   targets=post_idx[order].astype(np.int32), weights=weights[order], neurons=neurons)
+                   targets=post_idx[order].astype(np.int32), weights=weights[order], neurons=neurons,
+                   _table=table)

@@ -90,7 +90,7 @@ def simulate(cx, stimulus=None, duration_ms=1000.0, trials=1, silence=(), params
     vrst = values["v_rst"].astype(dtype)
     kick = dtype.type(params.kick)
     floor = dtype.type(engine.flush_floor(dtype))
-    w = weights.astype(dtype)
+    w = weights.astype(dtype, copy=False)  # read only by the engine
     keys = _trial_keys(seed, trials)
     chunks = [(k0, min(k0 + CHUNK_STEPS, n_steps)) for k0 in range(0, n_steps, CHUNK_STEPS)]
     done = queue.Queue()
