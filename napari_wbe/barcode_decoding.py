@@ -196,6 +196,16 @@ def _neighbour(d, z, y, x_):
 
 
 @numba.njit(cache=True)
+def _neighbour_code(codes, d, z, y, x_):
+    """The code of the d-th face neighbour of (z, y, x_); 0 beyond the block's edge."""
+    zz, yy, xx = _neighbour(d, z, y, x_)
+    nz, ny, nx = codes.shape
+    if zz < 0 or yy < 0 or xx < 0 or zz >= nz or yy >= ny or xx >= nx:
+        return 0
+    return codes[zz, yy, xx]
+
+
+@numba.njit(cache=True)
 def _grow_codes(codes, fg, x, profiles, iterations):
     nz, ny, nx = codes.shape
     current = codes.copy()
@@ -210,10 +220,7 @@ def _grow_codes(codes, fg, x, profiles, iterations):
                     best_score = -2.0
                     best_code = 0
                     for d in range(6):
-                        zz, yy, xx = _neighbour(d, z, y, x_)
-                        if zz < 0 or yy < 0 or xx < 0 or zz >= nz or yy >= ny or xx >= nx:
-                            continue
-                        code = current[zz, yy, xx]
+                        code = _neighbour_code(current, d, z, y, x_)
                         if code == 0:
                             continue
                         dot = 0.0
@@ -256,10 +263,7 @@ def _unmix_borders(codes, fg, x, profiles, iterations):
                     n = 1
                     candidates[0] = own
                     for d in range(6):
-                        zz, yy, xx = _neighbour(d, z, y, x_)
-                        if zz < 0 or yy < 0 or xx < 0 or zz >= nz or yy >= ny or xx >= nx:
-                            continue
-                        code = current[zz, yy, xx]
+                        code = _neighbour_code(current, d, z, y, x_)
                         if code == 0:
                             continue
                         seen = False
