@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-WIDGETS = ("Load volume", "Project", "Decode barcodes", "Proofread", "Connectivity")
+WIDGETS = ("Load volume", "Project", "Decode barcodes", "Proofread", "Connectivity", "Emulate")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -1,6 +1,11 @@
-"""Adding layer-data tuples to a viewer through its public add_* methods."""
+"""Layer helpers shared by the widgets: adding layer data, clicks, the connectome a layer
+carries, and the few viewer parts whose place moved between napari versions."""
 
 from __future__ import annotations
+
+import pandas as pd
+
+from ..layer_data import WBE_KEY, features_for_layer, features_from_layer
 
 
 def add_layer_data(viewer, layer_data: list[tuple]) -> list:
@@ -31,3 +36,41 @@ def on_click(handler):
             handler(layer, event, value)
 
     return callback
+
+
+def viewer_camera(viewer):
+    """The camera (napari >= 0.9 keeps it on `viewer.scene`)."""
+    return getattr(viewer, "scene", viewer).camera
+
+
+def text_overlay(viewer):
+    """The canvas text overlay (napari >= 0.9 keeps it on `viewer.canvas.overlays`)."""
+    canvas = getattr(viewer, "canvas", None)
+    return canvas.overlays.text if canvas is not None else viewer.text_overlay
+
+
+def layer_connectome(layer):
+    """The Connectome a layer carries in its metadata, or None."""
+    return None if layer is None else layer.metadata.get(WBE_KEY, {}).get("connectome")
+
+
+def connectome_layers(viewer) -> list:
+    """Labels layers, and Points layers that carry a connectome (e.g. the C. elegans sample)."""
+    from napari.layers import Labels, Points
+
+    return [layer for layer in viewer.layers if isinstance(layer, Labels)
+            or (isinstance(layer, Points) and layer_connectome(layer) is not None)]
+
+
+def attach_connectome(layer, cx) -> None:
+    """Put `cx` in the layer's metadata; for Labels, its neuron table fills `features` (so
+    napari's status bar shows type and NT) while the user's own columns stay."""
+    from napari.layers import Labels
+
+    layer.metadata.setdefault(WBE_KEY, {})["connectome"] = cx
+    if not isinstance(layer, Labels):
+        return
+    old = features_from_layer(pd.DataFrame(layer.features)) if len(layer.features) else None
+    neurons = cx.neurons if old is None else cx.neurons.join(old[old.columns.difference(cx.neurons.columns)],
+                                                             how="outer")
+    layer.features = features_for_layer(neurons)

@@ -10,6 +10,7 @@ from napari.utils.colormaps import DirectLabelColormap
 from ..proofreading import suspects
 from ..proofreading_contacts import contact_table
 from ..proofreading_queue import MergeQueue
+from ._layers import viewer_camera
 
 MERGE_ROWS = 50  # merge suggestions shown at a time (the queue holds them all)
 
@@ -63,7 +64,7 @@ class ReviewQueue:
             return
         world = self.layer.data_to_world([row["z"], row["y"], row["x"]])
         self._viewer.dims.set_point(range(3), world)
-        getattr(self._viewer, "scene", self._viewer).camera.center = world  # napari < 0.9: no scene
+        viewer_camera(self._viewer).center = world
         if self._full_colormap is None:
             self._full_colormap = self.layer.colormap
         colours = {None: "transparent"} | {int(i): c for i, c in zip(row["labels"], ("#ff4fd8", "#3cf0ff", "#ffd23c"))}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from magicgui.widgets import Container, Label, ProgressBar
+from qtpy.QtWidgets import QSizePolicy
 
 ERROR_STYLE = "color: #ff6b6b;"
 
@@ -15,6 +16,9 @@ class StatusArea(Container):
         self.bar = ProgressBar(value=0, max=1, visible=False)
         self.message = Label(value="")
         self.message.native.setWordWrap(True)
+        # room for a three-line message even when a tall widget above squeezes the dock
+        self.message.native.setMinimumHeight(3 * self.message.native.fontMetrics().lineSpacing() + 4)
+        self.message.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
         self.extend([self.bar, self.message])
 
     def busy(self, text: str) -> None:

@@ -21,10 +21,9 @@ from napari.layers import Labels, Points
 from napari.utils.colormaps import DirectLabelColormap
 
 from .. import connectome as cxm
-from ..layer_data import WBE_KEY, features_for_layer, features_from_layer
 from ._frame_table import FrameTable
 from ._jobs import JobHost
-from ._layers import on_click
+from ._layers import attach_connectome, connectome_layers, layer_connectome, on_click, viewer_camera
 from ._matrix_view import MatrixView
 from ._status import StatusArea
 
@@ -93,8 +92,7 @@ class ConnectivityWidget(JobHost, Container):
 
     # --- layers -----------------------------------------------------------------------
     def _neuron_layers(self, *_) -> list:
-        return [layer for layer in self._viewer.layers if isinstance(layer, Labels)
-                or (isinstance(layer, Points) and layer.metadata.get(WBE_KEY, {}).get("connectome") is not None)]
+        return connectome_layers(self._viewer)
 
     def _points_layers(self, *_) -> list:
         return [layer for layer in self._viewer.layers if isinstance(layer, Points)]
@@ -114,7 +112,7 @@ class ConnectivityWidget(JobHost, Container):
 
     @property
     def connectome(self) -> cxm.Connectome | None:
-        return None if self.layer is None else self.layer.metadata.get(WBE_KEY, {}).get("connectome")
+        return layer_connectome(self.layer)
 
     # --- building ---------------------------------------------------------------------
     def build(self):
@@ -132,12 +130,7 @@ class ConnectivityWidget(JobHost, Container):
     def _built(self, cx) -> None:
         if self.layer is None:
             return
-        self.layer.metadata.setdefault(WBE_KEY, {})["connectome"] = cx
-        # the neuron table fills features, so napari's status bar shows type and NT; user columns stay
-        old = features_from_layer(pd.DataFrame(self.layer.features)) if len(self.layer.features) else None
-        neurons = cx.neurons if old is None else cx.neurons.join(old[old.columns.difference(cx.neurons.columns)],
-                                                                 how="outer")
-        self.layer.features = features_for_layer(neurons)
+        attach_connectome(self.layer, cx)
         self._summarise()
         self.status.done(f"{cx}.")
         self.show_neuron()
@@ -227,7 +220,7 @@ class ConnectivityWidget(JobHost, Container):
             return
         world = self.layer.data_to_world(positions.loc[row["partner"]].to_numpy(float))
         self._viewer.dims.set_point(range(3), world)
-        getattr(self._viewer, "scene", self._viewer).camera.center = world  # napari < 0.9: no scene
+        viewer_camera(self._viewer).center = world
 
     def positions(self) -> pd.DataFrame:
         """Where each neuron is drawn (data coordinates), by id: centroids, or the points."""

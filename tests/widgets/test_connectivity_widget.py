@@ -3,24 +3,13 @@ and synapse points, click a neuron, see its partners lit, in the table and the m
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pandas as pd
 import pytest
-from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
 
 from napari_wbe.widgets.connectivity import DIMMED, HIDE, LINES, SELECTED_COLOUR, ConnectivityWidget
 
-from .conftest import not_blank, save_screenshot
-
-
-def click(viewer, layer, voxel):
-    event = SimpleNamespace(type="mouse_press", position=tuple(layer.data_to_world(voxel)), modifiers=(),
-                            view_direction=None, dims_displayed=list(viewer.dims.displayed))
-    mouse_press_callbacks(layer, event)
-    event.type = "mouse_release"
-    mouse_release_callbacks(layer, event)
+from .conftest import click, not_blank, save_screenshot
 
 
 def test_build_click_and_explore(viewer, qtbot, tmp_path):

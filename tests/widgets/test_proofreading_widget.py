@@ -14,22 +14,12 @@ from napari_wbe.phantom import mini_brain
 from napari_wbe.proofreading import replay
 from napari_wbe.widgets.proofreading import MERGE, PREVIEW, SEEDS, SPLIT, ProofreadingWidget
 
-from .conftest import not_blank, save_screenshot
+from .conftest import click, not_blank, save_screenshot
 
 
 @pytest.fixture(scope="module")
 def brain():
     return mini_brain(n_neurons=20, shape=(24, 96, 96), seed=0)
-
-
-def click(viewer, layer, voxel, shift=False):
-    """A mouse press and release at a voxel, without dragging, through the layer's callbacks."""
-    event = SimpleNamespace(type="mouse_press", position=tuple(layer.data_to_world(voxel)),
-                            modifiers=("Shift",) if shift else (), view_direction=None,
-                            dims_displayed=list(viewer.dims.displayed))
-    mouse_press_callbacks(layer, event)
-    event.type = "mouse_release"
-    mouse_release_callbacks(layer, event)
 
 
 @pytest.fixture
