@@ -27,10 +27,10 @@ def check_movie_path(path) -> Path:
     if not text or text == ".":
         raise MovieError("Choose a file to export the movie to (.mp4 or .gif).")
     path = Path(text).expanduser()
-    if path.suffix.lower() not in FORMATS:
-        raise MovieError(f"{path.name}: a movie is written as .mp4 or .gif; end the file name with one of them.")
     if path.is_dir():
         raise MovieError(f"{path} is a folder; give a file name inside it, e.g. {path / 'activity.mp4'}.")
+    if path.suffix.lower() not in FORMATS:
+        raise MovieError(f"{path.name}: a movie is written as .mp4 or .gif; end the file name with one of them.")
     folder = path.parent
     if not folder.is_dir():
         raise MovieError(f"The folder {folder} does not exist; create it or choose another.")

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -137,3 +138,15 @@ def test_import_needs_no_qt():
             "bad = [m for m in sys.modules if m.split('.')[0] in ('qtpy', 'PyQt5', 'PyQt6', 'napari')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_an_exception_from_progress_stops_every_trial_promptly():
+    cx = mini_brain(n_neurons=20, shape=(24, 96, 96), seed=0).connectome
+
+    def cancel(done, total):
+        raise KeyboardInterrupt("cancelled")
+
+    start = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        simulate(cx, stimulus={int(cx.neurons.index[0]): 150.0}, duration_ms=600_000, trials=2, progress=cancel)
+    assert time.perf_counter() - start < 5  # 2 x 10 minutes of model time were not run to the end

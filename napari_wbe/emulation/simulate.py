@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -94,12 +95,15 @@ def simulate(cx, stimulus=None, duration_ms=1000.0, trials=1, silence=(), params
     keys = _trial_keys(seed, trials)
     chunks = [(k0, min(k0 + CHUNK_STEPS, n_steps)) for k0 in range(0, n_steps, CHUNK_STEPS)]
     done = queue.Queue()
+    stop = threading.Event()  # trials end at their next chunk once it is set
 
     def run_trial(trial):
         st = engine.TrialState(net.n, window, cast["v0"], cast["vth"], dtype, len(rec_idx), n_steps,
                                expected_spikes=4 * n_steps + 1024)
         ev_step, ev_neuron = events[trial]
         for k0, k1 in chunks:
+            if stop.is_set():
+                break
             st.out_step, st.out_neuron, st.n_out, st.n_active = engine.run_chunk(
                 k0, k1, st.v, st.g, st.r_until, st.ring, st.ring_count, st.active, st.is_active,
                 st.n_active, varies, constants["a"], constants["b"], constants["c"], constants["v0"],
@@ -115,17 +119,21 @@ def simulate(cx, stimulus=None, duration_ms=1000.0, trials=1, silence=(), params
     with ThreadPoolExecutor(max_workers=n_threads) as pool:
         futures = [pool.submit(run_trial, t) for t in range(trials)]
         total = len(chunks) * trials
-        for finished in range(1, total + 1):
-            while True:
-                try:
-                    done.get(timeout=0.5)
-                    break
-                except queue.Empty:
-                    failed = [f for f in futures if f.done() and f.exception() is not None]
-                    if failed:
-                        raise failed[0].exception()
-            if progress is not None:
-                progress(finished, total)
+        try:
+            for finished in range(1, total + 1):
+                while True:
+                    try:
+                        done.get(timeout=0.5)
+                        break
+                    except queue.Empty:
+                        failed = [f for f in futures if f.done() and f.exception() is not None]
+                        if failed:
+                            raise failed[0].exception()
+                if progress is not None:
+                    progress(finished, total)
+        except BaseException:
+            stop.set()  # a cancel (raised by progress) or a failed trial stops the others
+            raise
         outputs = [f.result() for f in futures]
     return _result(net, outputs, trials, duration_ms, params, rec_idx, stimulated)
 

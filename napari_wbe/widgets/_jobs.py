@@ -8,12 +8,16 @@ which unwinds the core function at its next report.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from napari.qt.threading import create_worker
 from napari.utils import progress as napari_progress
 from qtpy.QtCore import QObject, Signal
+
+
+REPORTS_PER_SECOND = 20
 
 
 class Cancelled(Exception):
@@ -32,11 +36,17 @@ class Job:
         self._cancel = threading.Event()
         self.signals = _Signals()
         self.worker = None
+        self._last_emit = 0.0
 
     def report(self, done: int, total: int) -> None:
         if self._cancel.is_set():
             raise Cancelled(f"{self.description} was cancelled")
-        self.signals.progressed.emit(int(done), int(total))
+        # at most REPORTS_PER_SECOND reach the GUI: thousands of fast reports would queue up
+        # faster than the progress bar repaints (and nest inside its repaints)
+        now = time.monotonic()
+        if done >= total or now - self._last_emit >= 1.0 / REPORTS_PER_SECOND:
+            self._last_emit = now
+            self.signals.progressed.emit(int(done), int(total))
 
     def cancel(self) -> None:
         self._cancel.set()

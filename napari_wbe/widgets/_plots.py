@@ -14,8 +14,8 @@ ROLE_TICK_COLOURS = {"stimulated": "#2a9d3f", "silenced": "#4060e0", "readout": 
 
 
 class RasterView(FigureCanvasQTAgg):
-    """One dot per spike (time, neuron); the cursor marks the animation's frame and moves by
-    blitting, so following the animation does not redraw the dots. Clicking seeks."""
+    """One dot per spike (time, neuron); the cursor marks the animation's frame and is drawn
+    over a saved background, so following the animation does not redraw the dots. Clicking seeks."""
 
     def __init__(self, on_seek: Callable[[float], None]):
         self.figure = Figure(figsize=(4, 2.6), layout="constrained")
@@ -55,7 +55,10 @@ class RasterView(FigureCanvasQTAgg):
         self.cursor.set_xdata([t_ms, t_ms])
         self.restore_region(self._background)
         self.axes.draw_artist(self.cursor)
-        self.blit(self.axes.bbox)
+        # not blit(): under Qt it repaints synchronously, and with the GL canvas in the same
+        # window that repaint costs a whole window redraw (~40 ms) per frame; update() is
+        # queued and shares the viewer's next paint
+        self.update()
 
     def _store_background(self, event) -> None:
         self._background = self.copy_from_bbox(self.axes.bbox)

@@ -9,12 +9,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, LineEdit, PushButton
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QCompleter
 
 from ._frame_table import FrameTable
 
 STIMULATE, SILENCE, READOUT = "stimulate", "silence", "read out"
 ROLE_OF = {STIMULATE: "stimulated", SILENCE: "silenced", READOUT: "readout"}
 TYPE_COLUMNS = ("type", "cell_type")
+MAX_COMPLETED_IDS = 20_000  # beyond this the completer offers types only (FlyWire has 139k ids)
 
 
 def neuron_type(neurons: pd.DataFrame) -> pd.Series:
@@ -58,6 +61,13 @@ class StimulusPicker(Container):
         self.neurons = neurons
         self.picked = self.picked[self.picked["neuron"].isin(neurons.index)]
         self._show()
+        words = sorted(set(neuron_type(neurons)) - {""})
+        if len(neurons) <= MAX_COMPLETED_IDS:
+            words += [str(i) for i in neurons.index]
+        completer = QCompleter(words, self.native)  # typing offers matching types and ids
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        self.search.native.setCompleter(completer)
 
     def add(self, ids, role: str | None = None) -> None:
         """Give `ids` the current role (a neuron has one role; picking it again changes it)."""

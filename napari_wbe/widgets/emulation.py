@@ -83,6 +83,8 @@ class EmulationWidget(JobHost, Container):
         self.sweep_button = PushButton(text="Sweep readout rate")
         self.sweep = SweepView()
         self.controls = PlayControls(self._frame_shown, self._say, self._screenshot)
+        self.turn = CheckBox(text="Turn the camera while exporting (3D)", value=False)
+        self.controls.insert(self.controls.index(self.controls.export_button), self.turn)
         self.raster = RasterView(self.controls.seek)
         self.run_button = PushButton(text="Run")
         self.cancel = PushButton(text="Cancel", enabled=False)
@@ -271,6 +273,13 @@ class EmulationWidget(JobHost, Container):
         text_overlay(self._viewer).text = f"t = {t_ms:.1f} ms"
 
     def _screenshot(self) -> np.ndarray:
+        """The canvas for a movie frame; in 3D, optionally one full turn of the camera over the movie."""
+        camera, frames = viewer_camera(self._viewer), self.controls.frames
+        if self.turn.value and self._viewer.dims.ndisplay == 3:
+            if self.controls.frame == 0:
+                self._start_angles = camera.angles
+            first, second, third = self._start_angles  # a full turn about the second Euler axis
+            camera.angles = (first, second + 360.0 * self.controls.frame / frames.n_frames, third)
         return self._viewer.screenshot(canvas_only=True, flash=False)
 
     def _draw_raster(self, *_) -> None:
@@ -295,6 +304,8 @@ class EmulationWidget(JobHost, Container):
         """Centre the view on a neuron of the table."""
         if self.shown is None:
             return
+        if isinstance(self.layer, Labels):
+            self.layer.selected_label = int(row["neuron"])
         i = int(np.flatnonzero(self.shown.neuron_ids == row["neuron"])[0])
         where = self.shown.centroids[i]
         if np.all(np.isfinite(where)):

@@ -215,3 +215,50 @@ def test_points_connectome_animates_as_points(viewer, qtbot):
         widget.controls.show(frame)
         colours.append(np.asarray(shown.face_color)[0].copy())
     assert np.ptp(np.array(colours)[:, 0]) > 0.3  # the stimulated point flashes
+
+
+def test_top_neurons_sweep_trials_and_cancel(sample, viewer, qtbot, tmp_path):
+    widget, labels = sample
+    cx = labels.metadata["napari_wbe"]["connectome"]
+    hub = int(cx.edges.groupby("pre")["syn_count"].sum().idxmax())
+    target = int(cx.edges[cx.edges["pre"] == hub].sort_values("syn_count")["post"].iloc[-1])
+    widget.picker.add([hub])
+    widget.picker.role.value = "read out"
+    click_neuron(viewer, labels, target)
+    assert widget.picker.readout() == [target] and list(widget.picker.stimulus()) == [hub]
+    widget.duration.value, widget.trials.value = 200, 3
+    widget.run_button.native.click()
+    finish(qtbot, widget)
+    widget.controls.pause()
+
+    top = widget.top.frame  # most active first, mean and SD over the 3 trials
+    assert top["neuron"].iloc[0] == hub and top["mean_hz"].is_monotonic_decreasing
+    assert {"type", "role", "sd_hz"} <= set(top.columns) and top.loc[0, "role"] == "stimulated"
+    widget.top.selectRow(0)
+    assert labels.selected_label == hub and f"Neuron {hub}" in widget.status.text
+
+    widget.controls.trial.value = 2  # another trial: its own raster and frames
+    assert widget.controls.frames.trial == 2 and "trial 2" in widget.raster.axes.get_title()
+    widget.raster._on_seek(100.0)  # a click on the raster moves the animation there
+    assert widget.controls.frames.time_ms(widget.controls.frame) == pytest.approx(100.0)
+
+    widget.sweep_rates.value = "0 100 200"
+    widget.sweep_button.native.click()
+    finish(qtbot, widget)
+    line = widget.sweep.axes.containers[0].lines[0]  # the errorbar's data line
+    assert list(line.get_xdata()) == [0, 100, 200] and line.get_ydata()[0] <= line.get_ydata()[-1]
+
+    viewer.dims.ndisplay = 3  # a turning-camera gif of a few frames
+    widget.turn.value = True
+    widget.controls.frame_ms.value = 50.0
+    widget.controls.movie.value = tmp_path / "turn.gif"
+    angles = viewer.scene.camera.angles
+    widget.controls.export_button.native.click()
+    qtbot.waitUntil(lambda: widget.controls.export_button.enabled, timeout=60_000)
+    assert (tmp_path / "turn.gif").exists() and viewer.scene.camera.angles != angles
+
+    widget.duration.value = 200_000  # long enough to cancel
+    widget.run_button.native.click()
+    widget.cancel.native.click()
+    finish(qtbot, widget)
+    assert widget.status.text == "Cancelled." and widget.result.duration_ms == 200
