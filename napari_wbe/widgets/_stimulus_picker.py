@@ -31,9 +31,10 @@ def neuron_type(neurons: pd.DataFrame) -> pd.Series:
 class StimulusPicker(Container):
     """Picked neurons: `stimulus()` {id: rate}, `silenced()` and `readout()` id lists."""
 
-    def __init__(self, say):
+    def __init__(self, say, on_change=lambda: None):
         super().__init__(labels=True)
         self._say = say  # status callback: say(message, error=False)
+        self._on_change = on_change  # called after every change of the picked neurons
         self.neurons = pd.DataFrame()
         self.picked = pd.DataFrame({"neuron": pd.Series(dtype="int64"), "type": pd.Series(dtype=str),
                                     "role": pd.Series(dtype=str), "rate_hz": pd.Series(dtype=float)})
@@ -116,6 +117,7 @@ class StimulusPicker(Container):
 
     def _show(self) -> None:
         self.table.set_frame(self.picked, select_first=False)
+        self._on_change()
 
     def _of_role(self, role: str) -> pd.DataFrame:
         return self.picked[self.picked["role"] == role]

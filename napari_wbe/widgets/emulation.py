@@ -67,7 +67,7 @@ class EmulationWidget(JobHost, Container):
         self.file = FileEdit(label="Or a file", mode="r", value="", tooltip="A connectome file for this layer")
         self.open_button = PushButton(text="Open connectome file")
         self.summary = Label(label="Connectome", value="–")
-        self.picker = StimulusPicker(self._say)
+        self.picker = StimulusPicker(self._say, self._picks_changed)
         self.duration = FloatSpinBox(label="Duration (ms)", value=1000.0, min=1.0, max=1e6, step=100.0)
         self.trials = SpinBox(label="Trials", value=1, min=1, max=1000)
         self.seed = SpinBox(label="Seed", value=0, min=0, max=2**31 - 1)
@@ -173,6 +173,13 @@ class EmulationWidget(JobHost, Container):
         elif isinstance(layer, Points):
             value = layer.features["index"].iloc[int(value)]
         self.picker.add([int(value)])
+
+    def _picks_changed(self) -> None:
+        """Mark the new picks on the activity layer at once (green stimulated, blue silenced)."""
+        controls = getattr(self, "controls", None)  # the picker reports while the widget is built
+        if controls is not None and controls.frames is not None and self.shown is not None:
+            controls.roles = self.picker.roles(self.shown.neuron_ids)
+            controls.show(controls.frame)
 
     # --- running ----------------------------------------------------------------------
     def model_params(self) -> ModelParams:

@@ -117,6 +117,8 @@ def readme_pictures(viewer, widget, qtbot):
     widget.picker.search.value = "T2"
     widget.picker.add_button.native.click()
     widget.duration.value = 250
+    widget.tabs.setCurrentIndex(0)
+    save_screenshot(viewer.screenshot(canvas_only=False, flash=False), "emulation_setup.png")
     widget.run_button.native.click()
     finish(qtbot, widget)
     widget.controls.pause()
