@@ -281,6 +281,8 @@ def project_from_layer_data(layer_data: list[tuple], metadata: dict | None = Non
     project = Project(metadata=dict(metadata or {}))
     for data, attributes, layer_type in layer_data:
         name = attributes.get("name", layer_type)
+        if ((attributes.get("metadata") or {}).get(WBE_KEY) or {}).get("kind") == "activity":
+            continue  # an emulation's display layer: remade by running it again
         if layer_type in ("image", "labels"):
             kind = "labels" if layer_type == "labels" else None
             vol = layer_volume(data, attributes, kind)

@@ -22,6 +22,7 @@ from .params import EmulationError
 FLASH_MS = 10.0           # how long a spike's flash takes to fade to 1/e, in model time
 MAX_SHOWN_NEURONS = 65_535  # napari's direct uint16 colour lookup (and CyclicLabelColormap's limit)
 SPIKES, VOLTAGE = "spike flash", "membrane potential"
+ACTIVITY = "activity"  # the napari-wbe `kind` of a layer that only displays a run (not saved)
 QUIET_COLOUR = (0.5, 0.55, 0.75, 0.5)
 ROLE_COLOURS = {"stimulated": (0.25, 0.85, 0.35, 0.75), "silenced": (0.35, 0.45, 1.0, 0.75)}
 

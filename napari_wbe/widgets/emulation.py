@@ -26,8 +26,9 @@ from qtpy.QtWidgets import QTabWidget
 
 from .. import connectome as cxm
 from ..emulation import EmulationError, ModelParams, frequency_sweep, simulate
-from ..emulation.activity import neuron_index_volume, pyramid, raster_rows
+from ..emulation.activity import ACTIVITY, neuron_index_volume, pyramid, raster_rows
 from ..emulation.params import NEURON_PARAMS
+from ..layer_data import WBE_KEY
 from ._frame_table import FrameTable
 from ._jobs import JobHost
 from ._layers import attach_connectome, connectome_layers, layer_connectome, on_click, text_overlay, viewer_camera
@@ -123,7 +124,8 @@ class EmulationWidget(JobHost, Container):
 
     # --- the connectome ---------------------------------------------------------------
     def _neuron_layers(self, *_) -> list:
-        return [layer for layer in connectome_layers(self._viewer) if not layer.name.endswith(" activity")]
+        return [layer for layer in connectome_layers(self._viewer)
+                if layer.metadata.get(WBE_KEY, {}).get("kind") != ACTIVITY]
 
     @property
     def connectome(self):
@@ -223,7 +225,7 @@ class EmulationWidget(JobHost, Container):
     def _shown_fits(self, cx) -> bool:
         return (self.shown is not None and self.shown.layer in self._viewer.layers
                 and np.array_equal(self.shown.neuron_ids, cx.neurons.index.to_numpy(np.int64))
-                and self.shown.layer.metadata.get("source") is self.layer)
+                and self.shown.layer.metadata[WBE_KEY]["source"] == self.layer.name)
 
     def _ran(self, outcome) -> None:
         where, self.result = outcome
@@ -249,7 +251,8 @@ class EmulationWidget(JobHost, Container):
         if self.shown is not None and self.shown.layer in self._viewer.layers:
             self._viewer.layers.remove(self.shown.layer)
         name, source = f"{self.layer.name} activity", self.layer
-        common = {"name": name, "scale": source.scale, "translate": source.translate, "metadata": {"source": source}}
+        common = {"name": name, "scale": source.scale, "translate": source.translate,
+                  "metadata": {WBE_KEY: {"kind": ACTIVITY, "source": source.name}}}  # not saved in projects
         if isinstance(source, Points):
             point_ids = source.features["index"].to_numpy(np.int64)
             rows = pd.Index(neuron_ids).get_indexer(point_ids)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from napari_wbe.emulation.activity import VOLTAGE
+from napari_wbe.project import project_from_layer_data
 from napari_wbe.widgets.emulation import PLAY, EmulationWidget
 
 from .conftest import SCREENSHOTS, click, not_blank, save_screenshot
@@ -53,6 +54,8 @@ def test_click_run_animate_and_export(sample, viewer, qtbot, tmp_path):
     assert widget.tabs.currentIndex() == PLAY and not labels.visible
     activity = widget.shown.layer
     np.testing.assert_array_equal(activity.data[0][labels.data == 0], 0)
+    saved = project_from_layer_data([layer.as_layer_data_tuple() for layer in viewer.layers])
+    assert labels.name in saved.labels and activity.name not in saved.labels  # display only
 
     # the raster: the stimulated neurons on top, every one of their spikes drawn
     result, stimulated = widget.result, [int(n) for n in biggest]
