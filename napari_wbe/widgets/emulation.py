@@ -62,6 +62,7 @@ class EmulationWidget(JobHost, Container):
         self.layer: Labels | Points | None = None
         self.result = None
         self.shown: ShownNeurons | None = None
+        self._stale = False  # the layer's labels changed since the activity layer was made
         self._on_click = on_click(self._clicked)
         self.neuron_layer = ComboBox(label="Neurons", choices=self._neuron_layers,
                                      tooltip="Labels carrying a connectome, or points (e.g. the C. elegans sample)")
@@ -141,10 +142,19 @@ class EmulationWidget(JobHost, Container):
         """Follow clicks on the chosen layer and show its connectome."""
         if self.layer is not None and self._on_click in self.layer.mouse_drag_callbacks:
             self.layer.mouse_drag_callbacks.remove(self._on_click)
+            for event in (self.layer.events.data, getattr(self.layer.events, "paint", None)):
+                if event is not None:
+                    event.disconnect(self._labels_edited)
         self.layer = self.neuron_layer.value
         if self.layer is not None:
             self.layer.mouse_drag_callbacks.append(self._on_click)
+            self.layer.events.data.connect(self._labels_edited)
+            if isinstance(self.layer, Labels):  # proofreading paints: the index volume is redone
+                self.layer.events.paint.connect(self._labels_edited)
         self._summarise()
+
+    def _labels_edited(self, *_) -> None:
+        self._stale = True
 
     def _summarise(self) -> None:
         cx = self.connectome
@@ -223,7 +233,7 @@ class EmulationWidget(JobHost, Container):
         return self.start_job(work, "Simulating", self._ran)
 
     def _shown_fits(self, cx) -> bool:
-        return (self.shown is not None and self.shown.layer in self._viewer.layers
+        return (self.shown is not None and not self._stale and self.shown.layer in self._viewer.layers
                 and np.array_equal(self.shown.neuron_ids, cx.neurons.index.to_numpy(np.int64))
                 and self.shown.layer.metadata[WBE_KEY]["source"] == self.layer.name)
 
@@ -232,6 +242,7 @@ class EmulationWidget(JobHost, Container):
         result = self.result
         if where is not None or not self._shown_fits(self.connectome):
             self.shown = self._show_activity_layer(result.neuron_ids, where)
+            self._stale = False
         roles = self.picker.roles(result.neuron_ids)
         paint = self._painter()
         self._fill_top(result, roles)

@@ -88,6 +88,21 @@ def test_click_run_animate_and_export(sample, viewer, qtbot, tmp_path):
     assert changed[~where].mean() < changed[where].mean() / 5
     text_overlay_visible(viewer, True)
 
+    # an edit of the labels (a merge, a paint) redoes the index volume at the next run
+    widget.run_button.native.click()
+    finish(qtbot, widget)
+    assert widget.shown.layer is activity  # unchanged labels: the same activity layer
+    labels.data[labels.data == stimulated[1]] = stimulated[0]
+    labels.events.data()
+    widget.run_button.native.click()
+    finish(qtbot, widget)
+    widget.controls.pause()
+    assert widget.shown.layer is not activity and activity not in viewer.layers
+    gone = int(np.flatnonzero(result.neuron_ids == stimulated[1])[0]) + 1
+    assert not (widget.shown.layer.data[0] == gone).any() and widget.shown.missing == 1
+    activity = widget.shown.layer
+    frames = widget.controls.frames
+
     # in 3D, the same activity layer, no new layer
     viewer.dims.ndisplay = 3
     widget.controls.slider.value = spike
