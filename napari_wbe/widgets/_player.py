@@ -24,7 +24,7 @@ class PlayControls(Container):
 
     def __init__(self, on_frame: Callable[[int, float], None], say, screenshot: Callable[[], np.ndarray]):
         super().__init__(labels=True)
-        self._on_frame = on_frame  # on_frame(frame, t_ms) after every painted frame
+        self._on_frame = on_frame  # on_frame(frame, t_ms, playing) after every painted frame
         self._say = say
         self._screenshot = screenshot  # the current view as an RGB(A) array
         self.frames: ActivityFrames | None = None
@@ -85,7 +85,12 @@ class PlayControls(Container):
         if self.slider.value != self.frame:
             with self.slider.changed.blocked():
                 self.slider.value = self.frame
-        self._on_frame(self.frame, self.frames.time_ms(self.frame))
+        self._on_frame(self.frame, self.frames.time_ms(self.frame), self.playing)
+
+    @property
+    def playing(self) -> bool:
+        """Frames follow each other on the timer (not exporting, scrubbing or paused)."""
+        return self.timer.isActive() and self._export is None
 
     def seek(self, t_ms: float) -> None:
         if self.frames is not None:
@@ -102,6 +107,8 @@ class PlayControls(Container):
     def pause(self) -> None:
         self.timer.stop()
         self.play_button.text = "Play"
+        if self.frames is not None:  # labels that skipped frames while playing catch up
+            self._on_frame(self.frame, self.frames.time_ms(self.frame), False)
 
     def _tick(self) -> None:
         if self._export is not None:

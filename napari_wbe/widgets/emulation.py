@@ -14,6 +14,7 @@ is copied per frame and napari renders the coarsest level in 3D.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,7 @@ from ._stimulus_picker import StimulusPicker, neuron_type
 if TYPE_CHECKING:
     import napari
 
+LABELS_PER_SECOND = 8  # time stamp and raster cursor updates while playing
 MAX_TRACE_VALUES = 50_000_000  # membrane traces of every neuron are kept below this many values
 SET_UP, RESULTS, PLAY = range(3)
 
@@ -63,6 +65,7 @@ class EmulationWidget(JobHost, Container):
         self.result = None
         self.shown: ShownNeurons | None = None
         self._stale = False  # the layer's labels changed since the activity layer was made
+        self._labelled = 0.0  # when the time stamp was last drawn
         self._on_click = on_click(self._clicked)
         self.neuron_layer = ComboBox(label="Neurons", choices=self._neuron_layers,
                                      tooltip="Labels carrying a connectome, or points (e.g. the C. elegans sample)")
@@ -289,7 +292,13 @@ class EmulationWidget(JobHost, Container):
         # colour i of a cyclic table with N + 1 colours is label i: the GPU does the look-up
         return lambda colours: setattr(layer, "colormap", CyclicLabelColormap(colors=colours))
 
-    def _frame_shown(self, frame: int, t_ms: float) -> None:
+    def _frame_shown(self, frame: int, t_ms: float, playing: bool) -> None:
+        """Time stamp and raster cursor; while playing, at most LABELS_PER_SECOND times a
+        second: redrawing the text costs a quarter of a frame on software GL."""
+        now = time.monotonic()
+        if playing and now - self._labelled < 1.0 / LABELS_PER_SECOND:
+            return
+        self._labelled = now
         self.raster.set_cursor(t_ms)
         text_overlay(self._viewer).text = f"t = {t_ms:.1f} ms"
 
