@@ -42,8 +42,8 @@ class StimulusPicker(Container):
                              tooltip="What clicking a neuron in the viewer (or Add) does to it")
         self.rate = FloatSpinBox(label="Rate (Hz)", value=150.0, min=0.0, max=1000.0, step=10.0,
                                  tooltip="Poisson rate for the next neurons stimulated: one rate per group")
-        self.search = LineEdit(label="Id or type", value="", tooltip="A neuron id, ids separated by spaces, "
-                               "or a cell type (every neuron of that type)")
+        self.search = LineEdit(label="Id or type", value="", tooltip="Neuron ids, names or cell types (every "
+                               "neuron of that type), separated by spaces")
         self.add_button = PushButton(text="Add")
         self.remove_button = PushButton(text="Remove selected")
         self.clear_button = PushButton(text="Clear")
@@ -65,6 +65,7 @@ class StimulusPicker(Container):
         words = sorted(set(neuron_type(neurons)) - {""})
         if len(neurons) <= MAX_COMPLETED_IDS:
             words += [str(i) for i in neurons.index]
+            words += neurons["name"].astype(str).tolist() if "name" in neurons.columns else []
         completer = QCompleter(words, self.native)  # typing offers matching types and ids
         completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         completer.setFilterMode(Qt.MatchFlag.MatchContains)
@@ -89,21 +90,26 @@ class StimulusPicker(Container):
                   f"{'…' if len(ids) > 5 else ''}.")
 
     def add_searched(self, *_) -> None:
-        text = str(self.search.value).strip()
-        if not text:
-            return
-        words = text.replace(",", " ").split()
-        if all(w.lstrip("-").isdigit() for w in words):
-            self.add([int(w) for w in words])
-            return
-        types = neuron_type(self.neurons)
-        ids = types.index[types.str.lower() == text.lower()]
-        if not len(ids):
-            known = sorted(set(types) - {""})
-            self._say(f"No neuron id or cell type {text!r}. Types: {', '.join(known[:12])}"
+        """Each word an id, a neuron name (e.g. the worm's ASHL) or a cell type (all of it)."""
+        words = str(self.search.value).replace(",", " ").split()
+        ids, unknown = [], []
+        names = {column: self.neurons[column].astype(str).str.lower() for column in ("name",)
+                 if column in self.neurons.columns}
+        names["type"] = neuron_type(self.neurons).str.lower()
+        for word in words:
+            if word.lstrip("-").isdigit():
+                ids.append(int(word))
+                continue
+            found = [column.index[column == word.lower()] for column in names.values()]
+            found = [match for match in found if len(match)]
+            ids += found[0].tolist() if found else []
+            unknown += [] if found else [word]
+        if ids:
+            self.add(ids)
+        if unknown:  # said last, so that it stays on screen
+            known = sorted(set(neuron_type(self.neurons)) - {""})
+            self._say(f"No neuron id, name or cell type {' '.join(unknown)!r}. Types: {', '.join(known[:12])}"
                       f"{'…' if len(known) > 12 else ''}.", error=True)
-            return
-        self.add(ids.to_numpy())
 
     def remove_selected(self, *_) -> None:
         row = self.table.current()

@@ -213,6 +213,7 @@ def test_points_connectome_animates_as_points(viewer, qtbot):
     from napari_wbe.phantom import mini_brain
 
     cx = mini_brain(n_neurons=20, shape=(24, 96, 96), seed=1).connectome
+    cx.neurons["name"] = [f"N{i}" for i in cx.neurons.index]
     positions = graph_layout(cx).round()  # on whole slices, where a 2D click finds them
     points = viewer.add_points(positions.to_numpy(), features=features_for_layer(cx.neurons), size=3,
                                name="worm-like", metadata={"napari_wbe": {"connectome": cx}})
@@ -224,6 +225,12 @@ def test_points_connectome_animates_as_points(viewer, qtbot):
     viewer.dims.set_point(0, first[0])  # the point's slice
     click(viewer, points, first)
     assert list(widget.picker.stimulus()) == [int(cx.neurons.index[0])]
+    widget.picker.search.value = "n2 N3 nobody"  # names (like the worm's ASHL), any case
+    widget.picker.add_button.native.click()
+    assert "'nobody'" in widget.status.text
+    assert sorted(widget.picker.stimulus()) == [int(cx.neurons.index[0]), 2, 3]
+    widget.picker.clear()
+    widget.picker.add([int(cx.neurons.index[0])])
     widget.duration.value = 100
     widget.run_button.native.click()
     finish(qtbot, widget)
