@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from .volumes import Volume
+from .volumes import KINDS, Volume
 
 # Layer metadata key under which napari-wbe keeps its facts (source, kind, connectome, log).
 WBE_KEY = "napari_wbe"
@@ -75,7 +75,7 @@ def layer_volume(data, attributes: dict, kind: str | None) -> Volume:
     ndim = levels[0].ndim
     axes = "zyx"[-ndim:] if ndim <= 3 else "tzyx"[-ndim:]
     wbe = (attributes.get("metadata") or {}).get(WBE_KEY, {})
-    kind = kind or wbe.get("kind") or "em"
+    kind = kind or (wbe.get("kind") if wbe.get("kind") in KINDS else None) or "em"  # e.g. "confidence" is an image
     spatial = scale[-min(ndim, 3):]
     metadata = {"translation": tuple(attributes.get("translate") or ())[-len(spatial):],
                 "expansion_factor": wbe.get("expansion_factor", 1.0)}

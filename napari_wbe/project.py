@@ -32,7 +32,7 @@ from .connectome import Connectome
 from .formats.common import VolumeError
 from .formats.ome_writer import write_ome_zarr
 from .layer_data import WBE_KEY, features_for_layer, features_from_layer, layer_volume, volume_layer_data
-from .volumes import Volume, as_volume, open_volume
+from .volumes import KINDS, Volume, as_volume, open_volume
 
 MANIFEST = "project.json"
 FORMAT_NAME = "napari-wbe project"
@@ -211,7 +211,8 @@ def open_project(path) -> Project:
     project = Project(metadata=manifest.get("metadata", {}), path=path)
     for group in ("images", "labels"):
         for name, entry in manifest.get(group, {}).items():
-            vol = open_volume(os.path.join(path, entry["path"]), kind=entry.get("kind"))
+            kind = entry.get("kind") if entry.get("kind") in KINDS else None  # older saves wrote display kinds ("confidence")
+            vol = open_volume(os.path.join(path, entry["path"]), kind=kind)
             vol.metadata["name"] = name
             getattr(project, group)[name] = vol
     for group in ("features", "tables"):

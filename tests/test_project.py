@@ -130,3 +130,16 @@ def test_newer_project_format_says_upgrade(session, tmp_path):
     open(os.path.join(path, "project.json"), "w").write(json.dumps(manifest))
     with pytest.raises(ProjectError, match="newer napari-wbe.*Upgrade"):
         open_project(path)
+
+
+def test_display_layers_save_as_images_and_older_display_kinds_still_open(session, tmp_path, em_stack):
+    confidence = (em_stack / 255.0).astype(np.float32)
+    layers = [(confidence, {"name": "barcode confidence", "scale": (40, 8, 8),
+                            "metadata": {"napari_wbe": {"kind": "confidence"}}}, "image")]
+    project = project_from_layer_data(layers)
+    assert project.images["barcode confidence"].kind == "em"  # an intensity image, saved as such
+    path = save_project(session, tmp_path / "h.wbe")
+    manifest = json.loads(open(os.path.join(path, "project.json")).read())
+    manifest["images"]["em"]["kind"] = "confidence"  # what a save before this fix wrote
+    open(os.path.join(path, "project.json"), "w").write(json.dumps(manifest))
+    np.testing.assert_array_equal(open_project(path).images["em"].levels[0].compute(), em_stack)
