@@ -15,24 +15,41 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    PushButton,
+    SpinBox,
+)
 from napari.layers import Labels, Points
-from napari.utils.colormaps import CyclicLabelColormap
 from qtpy.QtWidgets import QTabWidget
 
 from .. import connectome as cxm
 from ..emulation import EmulationError, ModelParams, frequency_sweep, simulate
-from ..emulation.activity import ACTIVITY, neuron_index_volume, pyramid, raster_rows
+from ..emulation.activity import ACTIVITY, raster_rows
 from ..emulation.params import NEURON_PARAMS
 from ..layer_data import WBE_KEY
+from ._activity_layer import ShownNeurons, add_activity_layer, labels_index, painter
 from ._frame_table import FrameTable
 from ._jobs import JobHost
-from ._layers import attach_connectome, connectome_layers, layer_connectome, on_click, text_overlay, viewer_camera
+from ._layers import (
+    attach_connectome,
+    connectome_layers,
+    layer_connectome,
+    on_click,
+    text_overlay,
+    viewer_camera,
+)
 from ._player import PlayControls
 from ._plots import RasterView, SweepView
 from ._status import StatusArea
@@ -44,17 +61,6 @@ if TYPE_CHECKING:
 LABELS_PER_SECOND = 8  # time stamp and raster cursor updates while playing
 MAX_TRACE_VALUES = 50_000_000  # membrane traces of every neuron are kept below this many values
 SET_UP, RESULTS, PLAY = range(3)
-
-
-@dataclass
-class ShownNeurons:
-    """Where the network's neurons are drawn: an activity layer and what it needs."""
-
-    layer: Labels | Points
-    neuron_ids: np.ndarray
-    centroids: np.ndarray   # data coordinates, NaN where a neuron has no voxels/point
-    paint_rows: np.ndarray  # colour-table rows painted (points: one per point)
-    missing: int            # neurons of the network with nothing to draw
 
 
 class EmulationWidget(JobHost, Container):
@@ -224,7 +230,7 @@ class EmulationWidget(JobHost, Container):
         traced = len(cx.neurons) * duration / params.dt * trials <= MAX_TRACE_VALUES
         silence, precision, layer = self.picker.silenced(), self.precision.value, self.layer
         shown = self.shown if self._shown_fits(cx) else None
-        index = None if shown is not None or isinstance(layer, Points) else _labels_index(layer, cx)
+        index = None if shown is not None or isinstance(layer, Points) else labels_index(layer, cx)
 
         def work(report):
             where = index() if index is not None else None  # label look-up first: a mismatch stops the run
@@ -264,33 +270,12 @@ class EmulationWidget(JobHost, Container):
     def _show_activity_layer(self, neuron_ids: np.ndarray, where) -> ShownNeurons:
         if self.shown is not None and self.shown.layer in self._viewer.layers:
             self._viewer.layers.remove(self.shown.layer)
-        name, source = f"{self.layer.name} activity", self.layer
-        common = {"name": name, "scale": source.scale, "translate": source.translate,
-                  "metadata": {WBE_KEY: {"kind": ACTIVITY, "source": source.name}}}  # not saved in projects
-        if isinstance(source, Points):
-            point_ids = source.features["index"].to_numpy(np.int64)
-            rows = pd.Index(neuron_ids).get_indexer(point_ids)
-            have = rows >= 0
-            layer = self._viewer.add_points(source.data[have], size=np.asarray(source.size)[have] * 1.6,
-                                            border_width=0, **common)
-            centroids = np.full((len(neuron_ids), source.data.shape[1]), np.nan)
-            centroids[rows[have]] = source.data[have]
-            paint_rows, missing = rows[have] + 1, len(neuron_ids) - int(have.sum())
-        else:
-            index, counts, centroids = where
-            layer = self._viewer.add_labels(pyramid(index), opacity=1.0, **common)
-            paint_rows, missing = None, int((counts == 0).sum())
-            source.visible = False  # the activity layer draws the same neurons
-        layer.mouse_drag_callbacks.append(self._on_click)
-        self._viewer.layers.selection.active = layer
-        return ShownNeurons(layer, np.asarray(neuron_ids), centroids, paint_rows, missing)
+        shown = add_activity_layer(self._viewer, self.layer, neuron_ids, where)
+        shown.layer.mouse_drag_callbacks.append(self._on_click)
+        return shown
 
     def _painter(self):
-        layer, rows = self.shown.layer, self.shown.paint_rows
-        if isinstance(layer, Points):
-            return lambda colours: setattr(layer, "face_color", colours[rows])
-        # colour i of a cyclic table with N + 1 colours is label i: the GPU does the look-up
-        return lambda colours: setattr(layer, "colormap", CyclicLabelColormap(colors=colours))
+        return painter(self.shown)
 
     def _frame_shown(self, frame: int, t_ms: float, playing: bool) -> None:
         """Time stamp and raster cursor; while playing, at most LABELS_PER_SECOND times a
@@ -369,20 +354,3 @@ class EmulationWidget(JobHost, Container):
         self.sweep.show_sweep(sweep)
         self.tabs.setCurrentIndex(RESULTS)
         self.status.done(f"Swept {sweep['stimulus_hz'].nunique()} stimulus rates.")
-
-
-def _labels_index(layer: Labels, cx):
-    """A function (run in the worker) giving the neuron-index volume of a Labels layer, or an
-    EmulationError if its ids and the connectome's do not meet."""
-    labels = layer.data[0] if layer.multiscale else layer.data
-    ids = cx.neurons.index.to_numpy(np.int64)
-
-    def index():
-        volume, counts, centroids = neuron_index_volume(labels, ids)
-        if not counts.any():
-            raise EmulationError(
-                f"None of the connectome's {len(ids)} neurons has voxels in layer {layer.name!r}: its label ids do "
-                "not match. Build the connectome from this layer (Connectivity widget) or open the one made from it.")
-        return volume, counts, centroids
-
-    return index
