@@ -115,6 +115,15 @@ def learning_sample(stack, settings: DecodeSettings) -> np.ndarray:
     return np.concatenate(boxes, axis=1)
 
 
+def _need_candidates(candidates: np.ndarray, candidate_support: int) -> None:
+    if not len(candidates):
+        raise ValueError(
+            "No barcode could be learned: no bit pattern is shared by the six neighbours of at least "
+            f"{candidate_support} voxels, so the channels look like noise at this resolution. Check that the "
+            "channels are registered (a reference channel) and in focus, give a codebook, or decode the fragments "
+            "of an over-segmentation (fragment mode), which averages the noise over each fragment.")
+
+
 def learn_codebook(x: np.ndarray, settings: DecodeSettings, book: Codebook | None, thresholds, min_support: int,
                    fold_ratio: float, code_threshold: float = 0.08, iterations: int = 3,
                    candidate_support: int = 30) -> tuple[Codebook, DecodeSettings]:
@@ -141,6 +150,7 @@ def learn_codebook(x: np.ndarray, settings: DecodeSettings, book: Codebook | Non
     candidates, support = np.unique(numbers[_interior(numbers, fg)], return_counts=True)
     keep = (candidates != 0) & (support >= candidate_support)
     candidates, support = candidates[keep], support[keep]
+    _need_candidates(candidates, candidate_support)
     x_fg = x[:, fg]  # (C, foreground voxels): read once, not once per iteration
     u_fg, _ = unit_vectors(x_fg)
     for _ in range(iterations):
@@ -158,6 +168,7 @@ def learn_codebook(x: np.ndarray, settings: DecodeSettings, book: Codebook | Non
         support = np.bincount(inverse, weights=support[seen]).astype(np.int64)
         keep = candidates != 0
         candidates, support = candidates[keep], support[keep]
+        _need_candidates(candidates, candidate_support)
     return codes_from_counts(candidates, support, n_bits, min_support, fold_ratio), settings
 
 

@@ -149,6 +149,10 @@ def test_bad_images(mb):
         barcodes.decode(empty)
     with pytest.raises(ValueError, match="fragments must be integer"):
         barcodes.decode(mb.barcode_image, fragments=mb.labels.astype(float))
+    rng = np.random.default_rng(0)  # tags that are pure noise: nothing to learn, said so
+    noise = rng.gamma(2.0, 50.0, mb.barcode_image.shape).astype(np.float32)
+    with pytest.raises(ValueError, match="No barcode could be learned"):
+        barcodes.decode(noise)
 
 
 def test_nothing_is_written_when_the_input_is_bad(mb, tmp_path):
