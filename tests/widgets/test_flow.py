@@ -15,8 +15,6 @@ from napari_wbe.widgets.emulation import EmulationWidget
 from napari_wbe.widgets.project import ProjectWidget
 from napari_wbe.widgets.proofreading import ProofreadingWidget
 
-from .conftest import save_screenshot
-
 pytestmark = pytest.mark.slow
 
 
@@ -76,7 +74,6 @@ def test_from_barcodes_to_an_animated_emulation_and_back(viewer, qtbot, tmp_path
     emulate.controls.pause()
     assert emulate.result is not None and emulate.shown.missing == 0, emulate.status.text
     assert emulate.shown.layer.metadata[WBE_KEY]["source"] == decoded.name
-    save_screenshot(viewer.screenshot(canvas_only=False, flash=False), "flow_emulation.png")
 
     project = dock(viewer, ProjectWidget(viewer), "Project")
     project.folder.value = tmp_path / "session.wbe"
