@@ -14,10 +14,14 @@ Queues compared:
 - ranked: the "merge?" rows of one `suspects(fragments, image=em)` pass, in their order;
 - re-ranked: `MergeQueue`, which re-scores a merged segment's contacts after every merge,
   with fixed weights, and learning from the answers (its default);
-- random: the same rows as "ranked", shuffled (fixed seed).
+- random: the same rows as "ranked", shuffled (`--seed`; four more seeds for the mean).
+The merge model's weights are `DEFAULT_WEIGHTS`, fitted on another volume (fibsem_small,
+benchmarks/fit_queue_weights.py): this cube is the evaluation set, and weights fitted on
+its own answers made the queue look better than it is (which data is printed first).
 Printed: seconds for metrics and for one suspects pass, the precision of the top
 suggestions, VI after every N decisions, and the headline: decisions to reach half the
-starting VI, ranked / random (the acceptance target is <= 1/5).
+starting VI, ranked / random, for the random seed and the mean of five (the acceptance
+target is <= 1/5).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ sys.path.insert(0, str(ROOT))  # tests/medulla_cube.py: the one loader of the cu
 
 from napari_wbe.proofreading_contacts import contact_table
 from napari_wbe.proofreading_metrics import contingency, metrics
-from napari_wbe.proofreading_queue import MergeQueue
+from napari_wbe.proofreading_queue import DEFAULT_WEIGHTS, WEIGHTS_FITTED_ON, MergeQueue
 from napari_wbe.proofreading_suspects import suspects
 from tests.medulla_cube import load
 
@@ -144,6 +148,8 @@ def main() -> None:
     em, fragments, truth = cube["em"], cube["fragments"], cube["truth"]
     print(f"medulla cube {fragments.shape}: {len(np.unique(fragments))} fragments, "
           f"{len(np.unique(truth)) - 1} truth bodies")
+    # The weights must come from another volume: fitted on this cube they know its answers.
+    print(f"merge model weights {DEFAULT_WEIGHTS.tolist()} fitted on {WEIGHTS_FITTED_ON}, not on this cube")
 
     first, median, start = timed(lambda: metrics(fragments, truth))
     print(f"metrics: {median:.2f} s (first call {first:.2f} s); start: VI {start['vi']:.3f} "
@@ -178,18 +184,25 @@ def main() -> None:
     print("decisions " + "".join(f"{name:>17s}" for name in queues))
     for n in range(0, args.curve_to + 1, args.every):
         print(f"{n:9d} " + "".join(f"{results[name][0].get(n, float('nan')):17.3f}" for name in queues))
-    print("\naccepted fraction of the first 100 / 500 decisions: " + "; ".join(
-        f"{name} {np.mean(acc[:100]):.2f} / {np.mean(acc[:500]):.2f}" for name, (_, _, acc) in results.items()))
+    # The first answers of a queue are the precision of its top suggestions as a proofreader meets them.
+    print("\naccepted fraction of the first 20 / 50 / 100 / 500 decisions: " + "; ".join(
+        f"{name} " + " / ".join(f"{np.mean(acc[:k]):.2f}" for k in (20, 50, 100, 500))
+        for name, (_, _, acc) in results.items()))
 
     random_reached = results["random"][1]
     other_seeds = [run(StaticQueue(merges["labels"].iloc[np.random.default_rng(s).permutation(len(merges))]),
                        scorer, target, 10**9)[1] for s in range(args.seed + 1, args.seed + 5)]
+    # One shuffle is one draw (which big merges come early varies): compare with the mean too.
+    random_mean = statistics.mean([random_reached] + other_seeds) if random_reached and all(other_seeds) else None
     print(f"\nHEADLINE: decisions to reach half the starting VI ({target:.3f}), resolution {CHECK_EVERY}:")
     for name in queues:
         reached = results[name][1]
-        ratio = f" = {reached / random_reached:.2f} x random" if reached and random_reached else ""
+        ratio = f" = {reached / random_reached:.2f} x random (seed {args.seed})" if reached and random_reached else ""
+        if reached and random_mean:
+            ratio += f", {reached / random_mean:.2f} x random (mean of 5 seeds)"
         print(f"  {name:16s} {reached}{ratio}")
-    print(f"  random with other seeds: {other_seeds}")
+    mean_text = f"; mean of 5 seeds: {random_mean:.0f}" if random_mean else ""
+    print(f"  random with seeds {args.seed + 1}-{args.seed + 4}: {other_seeds}{mean_text}")
     best = min(r for r in (results[n][1] for n in queues if n != "random") if r)
     verdict = "met" if random_reached and best <= random_reached / 5 else "NOT met"
     print(f"acceptance target (best ranked <= random / 5 = {random_reached / 5:.0f}): {verdict}")
