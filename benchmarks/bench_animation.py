@@ -149,7 +149,7 @@ def main() -> None:
         widget.shown.layer.visible, layer.visible = False, True
         slow = draws_per_second(viewer, reference, args.seconds)
         slow_text = f"{slow:.1f} frames/s" if slow > 0 else f"not one frame in {args.seconds:g} s"
-        print(f"{ndisplay}D: {played:.1f} frames/s as played (colours, raster cursor, time stamp), "
+        print(f"{ndisplay}D: {played:.1f} frames/s as played (colours; slider, time and raster cursor at 8 Hz), "
               f"{bare:.1f} colour table alone; rebuilding a DirectLabelColormap per frame: {slow_text}")
     viewer.close()
 

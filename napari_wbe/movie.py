@@ -39,6 +39,24 @@ def check_movie_path(path) -> Path:
     return path
 
 
+def stamped(frame: np.ndarray, text: str) -> np.ndarray:
+    """A copy of an RGB frame with `text` in white on a dark box in its top-left corner."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.fromarray(np.ascontiguousarray(frame[..., :3], dtype=np.uint8))
+    size = max(12, image.height // 28)
+    try:
+        font = ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: the small bitmap font
+        font = ImageFont.load_default()
+    draw = ImageDraw.Draw(image)
+    left, top, right, bottom = draw.textbbox((size // 2, size // 2), text, font=font)
+    pad = max(2, size // 5)
+    draw.rectangle((left - pad, top - pad, right + pad, bottom + pad), fill=(0, 0, 0))
+    draw.text((size // 2, size // 2), text, fill=(255, 255, 255), font=font)
+    return np.asarray(image)
+
+
 class MovieWriter:
     """`add(frame)` for each (h, w, 3|4) uint8 frame, then `close()` (or use `with`).
 
@@ -54,8 +72,11 @@ class MovieWriter:
         self._mp4 = None
         self._gif: list = []
 
-    def add(self, frame: np.ndarray) -> None:
+    def add(self, frame: np.ndarray, stamp: str | None = None) -> None:
+        """Append a frame; `stamp` (e.g. the model time) is written in its top-left corner."""
         frame = np.asarray(frame)[..., :3]
+        if stamp:
+            frame = stamped(frame, stamp)
         frame = np.ascontiguousarray(frame[: frame.shape[0] // 2 * 2, : frame.shape[1] // 2 * 2], dtype=np.uint8)
         if self.size is None:
             self.size = frame.shape[:2]

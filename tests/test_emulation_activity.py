@@ -10,8 +10,15 @@ import pytest
 
 from napari_wbe.emulation import EmulationError, ModelParams, simulate
 from napari_wbe.emulation.activity import (
-    MAX_SHOWN_NEURONS, ROLE_COLOURS, SPIKES, VOLTAGE, ActivityFrames, activity_colours, neuron_index_volume,
-    pyramid, raster_rows,
+    MAX_SHOWN_NEURONS,
+    ROLE_COLOURS,
+    SPIKES,
+    VOLTAGE,
+    ActivityFrames,
+    activity_colours,
+    neuron_index_volume,
+    pyramid,
+    raster_rows,
 )
 from napari_wbe.emulation.simulate import SimulationResult
 from napari_wbe.phantom import mini_brain

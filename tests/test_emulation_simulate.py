@@ -9,8 +9,16 @@ import pandas as pd
 import pytest
 
 from napari_wbe.connectome import Connectome
-from napari_wbe.emulation import (EmulationError, EmulationWarning, ModelParams, build_network,
-                                  frequency_sweep, shuffle_targets, shuffle_weights, simulate)
+from napari_wbe.emulation import (
+    EmulationError,
+    EmulationWarning,
+    ModelParams,
+    build_network,
+    frequency_sweep,
+    shuffle_targets,
+    shuffle_weights,
+    simulate,
+)
 from napari_wbe.phantom import mini_brain
 from tests.emulation_helpers import random_connectome
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from napari_wbe.movie import GIF_MAX_WIDTH, MovieError, MovieWriter, check_movie_path
+from napari_wbe.movie import GIF_MAX_WIDTH, MovieError, MovieWriter, check_movie_path, stamped
 
 
 def frames(n, height=61, width=99):
@@ -67,3 +67,14 @@ def test_unwritable_folder(tmp_path):
     locked.mkdir(mode=0o500)
     with pytest.raises(MovieError, match="permission"):
         check_movie_path(locked / "a.mp4")
+
+
+def test_time_stamp_is_drawn_in_the_corner(tmp_path):
+    frame = np.full((240, 320, 3), 90, np.uint8)
+    out = stamped(frame, "t = 12.0 ms")
+    corner, rest = out[:40, :160], out[60:, :]
+    assert (corner == 255).any() and (corner == 0).any() and (rest == 90).all()
+    assert (frame == 90).all()  # the frame itself is left alone
+    with MovieWriter(tmp_path / "s.gif") as movie:
+        movie.add(frame, stamp="t = 1.0 ms")
+    assert movie.n_frames == 1

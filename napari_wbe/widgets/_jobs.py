@@ -16,7 +16,6 @@ from napari.qt.threading import create_worker
 from napari.utils import progress as napari_progress
 from qtpy.QtCore import QObject, Signal
 
-
 REPORTS_PER_SECOND = 20
 
 

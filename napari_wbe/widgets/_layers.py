@@ -43,12 +43,6 @@ def viewer_camera(viewer):
     return getattr(viewer, "scene", viewer).camera
 
 
-def text_overlay(viewer):
-    """The canvas text overlay (napari >= 0.9 keeps it on `viewer.canvas.overlays`)."""
-    canvas = getattr(viewer, "canvas", None)
-    return canvas.overlays.text if canvas is not None else viewer.text_overlay
-
-
 def layer_connectome(layer):
     """The Connectome a layer carries in its metadata, or None."""
     return None if layer is None else layer.metadata.get(WBE_KEY, {}).get("connectome")

@@ -7,16 +7,31 @@ so the GUI stays live; the export steps through frames the same way, one per tic
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, PushButton, Slider, SpinBox
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    Slider,
+    SpinBox,
+)
 from qtpy.QtCore import QTimer
 
 from ..emulation.activity import SPIKES, VOLTAGE, ActivityFrames, activity_colours
 from ..movie import MovieError, MovieWriter
 
 FRAME_INTERVAL_MS = 40  # 25 frames per second of playback
+# While playing, the slider, time and raster cursor follow at most this often: on software
+# GL every redraw beside the canvas costs part of a frame. (napari's canvas text overlay
+# cost a quarter of each frame, so the time is shown here and stamped on movie frames.)
+LABELS_PER_SECOND = 8
 
 
 class PlayControls(Container):
@@ -24,7 +39,7 @@ class PlayControls(Container):
 
     def __init__(self, on_frame: Callable[[int, float], None], say, screenshot: Callable[[], np.ndarray]):
         super().__init__(labels=True)
-        self._on_frame = on_frame  # on_frame(frame, t_ms, playing) after every painted frame
+        self._on_frame = on_frame  # on_frame(frame, t_ms): label a painted frame
         self._say = say
         self._screenshot = screenshot  # the current view as an RGB(A) array
         self.frames: ActivityFrames | None = None
@@ -32,7 +47,9 @@ class PlayControls(Container):
         self.paint: Callable[[np.ndarray], None] | None = None
         self.result = None
         self.frame = 0
+        self._labelled = 0.0  # when the frame was last labelled (slider, time stamp, cursor)
         self.play_button = PushButton(text="Play", enabled=False)
+        self.time = Label(label="Time", value="–")
         self.slider = Slider(label="Frame", value=0, min=0, max=0, tracking=True)
         self.frame_ms = FloatSpinBox(label="ms per frame", value=1.0, min=0.1, max=100.0, step=0.5,
                                      tooltip="Model time between frames: 1 ms at 25 frames/s is 1/40 real time")
@@ -40,10 +57,10 @@ class PlayControls(Container):
         self.mode = ComboBox(label="Colour by", choices=[SPIKES, VOLTAGE], value=SPIKES)
         self.trial = SpinBox(label="Trial", value=0, min=0, max=0)
         self.movie = FileEdit(label="Movie", mode="w", filter="*.mp4 *.gif", value="",
-                              tooltip="An .mp4 or .gif of the current view, with the time stamp")
+                              tooltip="An .mp4 or .gif of the current view, the model time stamped on each frame")
         self.fps = SpinBox(label="Movie fps", value=20, min=1, max=60)
         self.export_button = PushButton(text="Export movie", enabled=False)
-        self.extend([self.play_button, self.slider, self.frame_ms, self.loop, self.mode, self.trial,
+        self.extend([self.play_button, self.time, self.slider, self.frame_ms, self.loop, self.mode, self.trial,
                      self.movie, self.fps, self.export_button])
         self.timer = QTimer(self.native)  # dies with the widget: no frame painted after closing
         self.timer.setInterval(FRAME_INTERVAL_MS)
@@ -82,10 +99,22 @@ class PlayControls(Container):
             return
         self.frame = int(np.clip(frame, 0, self.frames.n_frames - 1))
         self.paint(activity_colours(self.frames.values(self.frame), self.roles))
+        now = time.monotonic()
+        if self.playing and now - self._labelled < 1.0 / LABELS_PER_SECOND:
+            return
+        self._labelled = now
+        self._label_frame()
+
+    def _label_frame(self) -> None:
+        """The slider, and the widget's time stamp and raster cursor, at the shown frame."""
         if self.slider.value != self.frame:
             with self.slider.changed.blocked():
                 self.slider.value = self.frame
-        self._on_frame(self.frame, self.frames.time_ms(self.frame), self.playing)
+        self.time.value = self.time_stamp()
+        self._on_frame(self.frame, self.frames.time_ms(self.frame))
+
+    def time_stamp(self) -> str:
+        return f"t = {self.frames.time_ms(self.frame):.1f} ms"
 
     @property
     def playing(self) -> bool:
@@ -108,7 +137,7 @@ class PlayControls(Container):
         self.timer.stop()
         self.play_button.text = "Play"
         if self.frames is not None:  # labels that skipped frames while playing catch up
-            self._on_frame(self.frame, self.frames.time_ms(self.frame), False)
+            self._label_frame()
 
     def _tick(self) -> None:
         if self._export is not None:
@@ -142,7 +171,7 @@ class PlayControls(Container):
     def _export_step(self) -> None:
         writer, start = self._export
         try:
-            writer.add(self._screenshot())
+            writer.add(self._screenshot(), stamp=self.time_stamp())
         except MovieError as err:
             self._finish_export(f"{err}", error=True)
             return

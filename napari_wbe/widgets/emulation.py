@@ -14,7 +14,6 @@ is copied per frame and napari renders the coarsest level in 3D.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
@@ -42,14 +41,7 @@ from ..layer_data import WBE_KEY
 from ._activity_layer import ShownNeurons, add_activity_layer, labels_index, painter
 from ._frame_table import FrameTable
 from ._jobs import JobHost
-from ._layers import (
-    attach_connectome,
-    connectome_layers,
-    layer_connectome,
-    on_click,
-    text_overlay,
-    viewer_camera,
-)
+from ._layers import attach_connectome, connectome_layers, layer_connectome, on_click, viewer_camera
 from ._player import PlayControls
 from ._plots import RasterView, SweepView
 from ._status import StatusArea
@@ -58,7 +50,6 @@ from ._stimulus_picker import StimulusPicker, neuron_type
 if TYPE_CHECKING:
     import napari
 
-LABELS_PER_SECOND = 8  # time stamp and raster cursor updates while playing
 MAX_TRACE_VALUES = 50_000_000  # membrane traces of every neuron are kept below this many values
 SET_UP, RESULTS, PLAY = range(3)
 
@@ -71,7 +62,6 @@ class EmulationWidget(JobHost, Container):
         self.result = None
         self.shown: ShownNeurons | None = None
         self._stale = False  # the layer's labels changed since the activity layer was made
-        self._labelled = 0.0  # when the time stamp was last drawn
         self._on_click = on_click(self._clicked)
         self.neuron_layer = ComboBox(label="Neurons", choices=self._neuron_layers,
                                      tooltip="Labels carrying a connectome, or points (e.g. the C. elegans sample)")
@@ -257,8 +247,6 @@ class EmulationWidget(JobHost, Container):
         self._fill_top(result, roles)
         self.controls.load(result, roles, paint)
         self._draw_raster()
-        overlay = text_overlay(self._viewer)
-        overlay.visible, overlay.position, overlay.font_size = True, "top_left", 12
         self.tabs.setCurrentIndex(PLAY)
         self.controls.play()
         fired = result.spikes.groupby("trial")["neuron"].nunique().mean() if len(result.spikes) else 0
@@ -277,15 +265,8 @@ class EmulationWidget(JobHost, Container):
     def _painter(self):
         return painter(self.shown)
 
-    def _frame_shown(self, frame: int, t_ms: float, playing: bool) -> None:
-        """Time stamp and raster cursor; while playing, at most LABELS_PER_SECOND times a
-        second: redrawing the text costs a quarter of a frame on software GL."""
-        now = time.monotonic()
-        if playing and now - self._labelled < 1.0 / LABELS_PER_SECOND:
-            return
-        self._labelled = now
+    def _frame_shown(self, frame: int, t_ms: float) -> None:
         self.raster.set_cursor(t_ms)
-        text_overlay(self._viewer).text = f"t = {t_ms:.1f} ms"
 
     def _screenshot(self) -> np.ndarray:
         """The canvas for a movie frame; in 3D, optionally one full turn of the camera over the movie."""

@@ -72,13 +72,13 @@ def test_click_run_animate_and_export(sample, viewer, qtbot, tmp_path):
     brightness = np.array([frames.values(f)[index] for f in range(frames.n_frames)])
     spike, quiet = int(brightness.argmax()), int(brightness.argmin())
     assert brightness[spike] == 1.0 and brightness[quiet] < 0.2
-    text_overlay_visible(viewer, False)
     viewer.dims.set_point(0, voxel[0] * labels.scale[0])
     widget.controls.slider.value = spike
     at_spike = viewer.screenshot(canvas_only=True, flash=False).astype(int)
     widget.controls.slider.value = quiet
     at_quiet = viewer.screenshot(canvas_only=True, flash=False).astype(int)
     assert widget.raster.cursor.get_xdata()[0] == pytest.approx(frames.time_ms(quiet))
+    assert widget.controls.time.value == f"t = {frames.time_ms(quiet):.1f} ms"
     only = np.zeros((len(result.neuron_ids) + 1, 4), np.float32)
     only[index + 1] = 1.0  # the neuron alone, opaque white: where it is on screen
     widget._painter()(only)
@@ -86,7 +86,6 @@ def test_click_run_animate_and_export(sample, viewer, qtbot, tmp_path):
     changed = np.abs(at_spike - at_quiet)[..., :3].sum(axis=-1) > 60
     assert where.sum() > 200 and changed[where].mean() > 0.5
     assert changed[~where].mean() < changed[where].mean() / 5
-    text_overlay_visible(viewer, True)
 
     # an edit of the labels (a merge, a paint) redoes the index volume at the next run
     widget.run_button.native.click()
@@ -154,12 +153,6 @@ def readme_pictures(viewer, widget, qtbot):
     widget.controls.movie.value = os.path.join(os.path.abspath(SCREENSHOTS), "emulation.gif")
     widget.controls.export_button.native.click()
     qtbot.waitUntil(lambda: widget.controls.export_button.enabled, timeout=120_000)
-
-
-def text_overlay_visible(viewer, visible):
-    from napari_wbe.widgets._layers import text_overlay
-
-    text_overlay(viewer).visible = visible
 
 
 def test_bad_input_says_what_and_keeps_everything(sample, viewer, qtbot, tmp_path):
