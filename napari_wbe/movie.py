@@ -115,6 +115,14 @@ class MovieWriter:
                               duration=int(round(1000 / self.fps)), loop=0, optimize=True)
             self._gif = []
 
+    def abort(self) -> None:
+        """Stop without a movie: ffmpeg is stopped and its partial file removed."""
+        if self._mp4 is not None:
+            self._mp4.close()
+            self._mp4 = None
+            self.path.unlink(missing_ok=True)
+        self._gif = []
+
     def __enter__(self):
         return self
 

@@ -78,3 +78,12 @@ def test_time_stamp_is_drawn_in_the_corner(tmp_path):
     with MovieWriter(tmp_path / "s.gif") as movie:
         movie.add(frame, stamp="t = 1.0 ms")
     assert movie.n_frames == 1
+
+
+def test_abort_leaves_no_file(tmp_path):
+    for name in ("a.mp4", "a.gif"):
+        movie = MovieWriter(tmp_path / name)
+        for frame in frames(3):
+            movie.add(frame)
+        movie.abort()
+        assert not (tmp_path / name).exists()

@@ -153,7 +153,11 @@ class PlayControls(Container):
 
     # --- movie export -----------------------------------------------------------------
     def export(self, *_) -> None:
-        """Every frame of the trial (at the current speed) to the chosen file, one per tick."""
+        """Every frame of the trial (at the current speed) to the chosen file, as fast as
+        screenshots come, one per tick; pressed again, it stops and writes nothing."""
+        if self._export is not None:
+            self._finish_export("Export stopped; no movie was written.", error=True, abort=True)
+            return
         if self.frames is None:
             self._say("Run an emulation first; the movie shows its activity.", error=True)
             return
@@ -164,8 +168,10 @@ class PlayControls(Container):
             return
         self.pause()
         self._export = (writer, self.frame)
-        self.export_button.enabled = self.play_button.enabled = False
+        self.play_button.enabled = False
+        self.export_button.text = "Stop export"
         self.show(0)
+        self.timer.setInterval(0)
         self.timer.start()
 
     def _export_step(self) -> None:
@@ -173,7 +179,7 @@ class PlayControls(Container):
         try:
             writer.add(self._screenshot(), stamp=self.time_stamp())
         except MovieError as err:
-            self._finish_export(f"{err}", error=True)
+            self._finish_export(f"{err}", error=True, abort=True)
             return
         if self.frame + 1 >= self.frames.n_frames:
             self._finish_export(f"Wrote {writer.n_frames} frames ({writer.size[1]}x{writer.size[0]}) to {writer.path}.")
@@ -181,16 +187,13 @@ class PlayControls(Container):
         self.show(self.frame + 1)
         self._say(f"Exporting frame {self.frame + 1} of {self.frames.n_frames}…")
 
-    def _finish_export(self, message: str, error: bool = False) -> None:
+    def _finish_export(self, message: str, error: bool = False, abort: bool = False) -> None:
         writer, start = self._export
         self.timer.stop()
-        writer.close()
+        self.timer.setInterval(FRAME_INTERVAL_MS)
+        writer.abort() if abort else writer.close()
         self._export = None
-        self.export_button.enabled = self.play_button.enabled = True
+        self.play_button.enabled = True
+        self.export_button.text = "Export movie"
         self.show(start)
         self._say(message, error=error)
-
-    def close_player(self) -> None:
-        self.timer.stop()
-        if self._export is not None:
-            self._finish_export("Export stopped.", error=True)

@@ -113,11 +113,20 @@ def test_click_run_animate_and_export(sample, viewer, qtbot, tmp_path):
     assert widget.controls.frames.mode == VOLTAGE
     widget.controls.mode.value = widget.controls.mode.choices[0]
 
+    # an export stopped halfway leaves no file behind
+    widget.controls.frame_ms.value = 1.0
+    widget.controls.movie.value = tmp_path / "stopped.mp4"
+    widget.controls.export_button.native.click()
+    qtbot.waitUntil(lambda: widget.controls.frame > 20, timeout=30_000)
+    widget.controls.export_button.native.click()
+    assert "stopped" in widget.status.text and not (tmp_path / "stopped.mp4").exists()
+    assert widget.controls.export_button.text == "Export movie" and widget.controls.play_button.enabled
+
     # movie export: every frame, the canvas size
     widget.controls.frame_ms.value = 10.0
     widget.controls.movie.value = tmp_path / "activity.mp4"
     widget.controls.export_button.native.click()
-    qtbot.waitUntil(lambda: widget.controls.export_button.enabled, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.controls.export_button.text == "Export movie", timeout=60_000)
     n_frames = widget.controls.frames.n_frames
     assert "Wrote" in widget.status.text, widget.status.text
     assert imageio_ffmpeg.count_frames_and_secs(str(tmp_path / "activity.mp4"))[0] == n_frames == 31
@@ -152,7 +161,7 @@ def readme_pictures(viewer, widget, qtbot):
     widget.controls.frame_ms.value = 4.0
     widget.controls.movie.value = os.path.join(os.path.abspath(SCREENSHOTS), "emulation.gif")
     widget.controls.export_button.native.click()
-    qtbot.waitUntil(lambda: widget.controls.export_button.enabled, timeout=120_000)
+    qtbot.waitUntil(lambda: widget.controls.export_button.text == "Export movie", timeout=120_000)
 
 
 def test_bad_input_says_what_and_keeps_everything(sample, viewer, qtbot, tmp_path):
@@ -274,7 +283,7 @@ def test_top_neurons_sweep_trials_and_cancel(sample, viewer, qtbot, tmp_path):
     widget.controls.movie.value = tmp_path / "turn.gif"
     angles = viewer.scene.camera.angles
     widget.controls.export_button.native.click()
-    qtbot.waitUntil(lambda: widget.controls.export_button.enabled, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.controls.export_button.text == "Export movie", timeout=60_000)
     assert (tmp_path / "turn.gif").exists() and viewer.scene.camera.angles != angles
 
     widget.duration.value = 200_000  # long enough to cancel
