@@ -76,9 +76,8 @@ class EmulationWidget(JobHost, Container):
                                   tooltip="float64 reproduces Brian2 spike for spike; float32 is faster")
         self.per_neuron = Label(label="Per-neuron columns", value="none")
         self.show_params = CheckBox(text="Show model parameters", value=False)
-        self.params = Container(widgets=[
-            FloatSpinBox(name=name, label=name, value=value, min=-1000.0, max=100000.0, step=0.1)
-            for name, value in asdict(ModelParams()).items() if name != "rate_hz"], visible=False)
+        self.params = Container(widgets=[_parameter_box(name, value) for name, value in asdict(ModelParams()).items()
+                                         if name != "rate_hz"], visible=False)
         self.top = FrameTable(self._select_neuron, sortable=True)
         self.sweep_rates = LineEdit(label="Stimulus rates (Hz)", value="0 50 100 150 200 250")
         self.sweep_button = PushButton(text="Sweep readout rate")
@@ -335,3 +334,10 @@ class EmulationWidget(JobHost, Container):
         self.sweep.show_sweep(sweep)
         self.tabs.setCurrentIndex(RESULTS)
         self.status.done(f"Swept {sweep['stimulus_hz'].nunique()} stimulus rates.")
+
+
+def _parameter_box(name: str, value: float) -> FloatSpinBox:
+    box = FloatSpinBox(name=name, label=name, min=-1000.0, max=100000.0, step=0.1)
+    box.native.setDecimals(4)  # before the value: two decimals would turn w_syn 0.275 into 0.28
+    box.value = value
+    return box

@@ -10,6 +10,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
+from napari_wbe.emulation import ModelParams
 from napari_wbe.emulation.activity import VOLTAGE
 from napari_wbe.project import project_from_layer_data
 from napari_wbe.widgets.emulation import PLAY, EmulationWidget
@@ -42,6 +43,7 @@ def finish(qtbot, widget):
 
 def test_click_run_animate_and_export(sample, viewer, qtbot, tmp_path):
     widget, labels = sample
+    assert widget.model_params() == ModelParams()  # the reference model's values, unrounded
     biggest = np.bincount(labels.data.ravel())[1:].argsort()[::-1][:2] + 1  # big neurons show well
     for neuron in biggest:
         voxel = click_neuron(viewer, labels, int(neuron))
