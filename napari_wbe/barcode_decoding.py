@@ -7,20 +7,22 @@ barcodes.py runs these on one block (numpy) or on many (dask) with the same resu
 
 from __future__ import annotations
 
-import functools
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numba
 import numpy as np
-from scipy import ndimage as ndi
 
 from .barcode_codebook import pack_bits
-
-# Voxels matched to codes in slabs of this many, to bound the (voxels x codes) matrix.
-_SLAB = 1 << 17
+from .barcode_kernels import (
+    decode_planes,
+    nearest_rows,
+    parallel_ranges,
+    pool,
+    prepare_channels,
+    scratch,
+    similarity_to_codes,
+)
 
 
 @dataclass(frozen=True)
@@ -50,26 +52,37 @@ class DecodeSettings:
         return self.fill_iterations + self.border_iterations
 
 
-def prepare(block: np.ndarray, settings: DecodeSettings) -> np.ndarray:
+def prepare(block: np.ndarray, settings: DecodeSettings, out: np.ndarray | None = None) -> np.ndarray:
     """Registered, normalised (0 = background, 1 = bright), smoothed float32 channels.
 
     A round's sub-voxel shift is folded into the smoothing: one off-centre gaussian per
     axis moves and smooths at once, as the optics did (linear interpolation would blur
     each round differently), and it costs no more than the smoothing alone.
     """
-    s = settings
-    x = block.astype(np.float32, copy=False)
-    out = np.empty(x.shape, np.float32)
-    scale = np.maximum(s.high - s.low, 1e-6).astype(np.float32)
-    for c in range(x.shape[0]):
-        channel = np.maximum((x[c] - np.float32(s.low[c])) / scale[c], 0.0)
-        shift = (0.0, 0.0, 0.0) if s.shifts is None else s.shifts[c]
-        for axis, move in enumerate(shift):
-            weights = shifted_gaussian(s.sigma, float(move))
-            if len(weights) > 1:
-                channel = ndi.correlate1d(channel, weights, axis=axis, mode="reflect")
-        out[c] = channel
+    raw = _raw(block)
+    out = np.empty(raw.shape, np.float32) if out is None else out
+    args = _levels_and_taps(settings, raw.shape[0])
+    list(pool().map(lambda c: prepare_channels(raw, *args, c[0], c[1], out), parallel_ranges(raw.shape[0])))
     return out
+
+
+def _raw(block: np.ndarray) -> np.ndarray:
+    raw = np.ascontiguousarray(block)
+    return raw if raw.dtype in (np.uint8, np.uint16, np.int16, np.float32) else raw.astype(np.float32)
+
+
+def _levels_and_taps(s: DecodeSettings, n_channels: int):
+    """low, scale, and per channel and axis (z, y, x) the correlation taps and their count."""
+    low = np.asarray(s.low, np.float32)
+    scale = np.maximum(np.asarray(s.high, np.float32) - low, np.float32(1e-6))
+    shifts = np.zeros((n_channels, 3)) if s.shifts is None else np.asarray(s.shifts, float)
+    weights = [[shifted_gaussian(s.sigma, float(move)) for move in shift] for shift in shifts]
+    n_taps = np.array([[len(w) for w in axes] for axes in weights], np.int64)
+    taps = np.zeros((n_channels, 3, n_taps.max()), np.float32)
+    for c, axes in enumerate(weights):
+        for axis, w in enumerate(axes):
+            taps[c, axis, :len(w)] = w
+    return low, scale, taps, n_taps
 
 
 def shifted_gaussian(sigma: float, shift: float) -> np.ndarray:
@@ -98,28 +111,21 @@ def foreground(x: np.ndarray, threshold: float) -> np.ndarray:
     return x.max(axis=0) > threshold
 
 
-def nearest_code(u: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index of the most similar code (cosine) and that similarity, per voxel."""
-    flat = u.reshape(u.shape[0], -1)
-    best = np.empty(flat.shape[1], np.int32)
-    similarity = np.empty(flat.shape[1], np.float32)
-    cent_t = np.ascontiguousarray(np.asarray(centroids, dtype=np.float32).T)  # (C, K)
+def nearest_code(x: np.ndarray, centroids: np.ndarray, cosine: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the code of largest dot product and that dot product, per vector of the
+    (C, ...) x; with `cosine`, divided by the vector's length (the cosine similarity,
+    without making unit vectors first)."""
+    flat = np.ascontiguousarray(x.reshape(x.shape[0], -1), dtype=np.float32)
+    n = flat.shape[1]
+    best, dot, norm, peak = (np.empty(n, t) for t in (np.int32, np.float32, np.float32, np.float32))
+    centroids = np.ascontiguousarray(centroids, dtype=np.float32)
 
-    def match(start: int) -> None:
-        # (voxels, codes), so the arg-max runs along contiguous rows
-        sims = np.ascontiguousarray(flat[:, start:start + _SLAB].T) @ cent_t
-        index = sims.argmax(axis=1)
-        best[start:start + _SLAB] = index
-        similarity[start:start + _SLAB] = sims[np.arange(len(index)), index]
+    def match(bounds: tuple[int, int]) -> None:
+        nearest_rows(flat, centroids, bounds[0], bounds[1], best, dot, norm, peak)
 
-    # numpy releases the GIL here, so slabs share the cores (learning runs outside dask)
-    list(_pool().map(match, range(0, flat.shape[1], _SLAB)))
-    return best.reshape(u.shape[1:]), similarity.reshape(u.shape[1:])
-
-
-@functools.cache
-def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="wbe-decode")
+    list(pool().map(match, parallel_ranges(n)))
+    similarity = dot / np.maximum(norm, np.float32(1e-6)) if cosine else dot
+    return best.reshape(x.shape[1:]), similarity.reshape(x.shape[1:])
 
 
 def threshold_code(x: np.ndarray, thresholds: np.ndarray, code_numbers: np.ndarray) -> np.ndarray:
@@ -132,26 +138,36 @@ def threshold_code(x: np.ndarray, thresholds: np.ndarray, code_numbers: np.ndarr
 
 def decode_block(block: np.ndarray, settings: DecodeSettings, method: str) -> np.ndarray:
     """(3, z, y, x) float32: code (1-based, 0 = none), similarity, foreground."""
-    s = settings
-    x = prepare(block, s)
-    u, _ = unit_vectors(x)
-    fg = foreground(x, s.foreground_threshold)
-    index = np.zeros(fg.shape, np.int32)
-    similarity = np.zeros(fg.shape, np.float32)
-    index[fg], similarity[fg] = (a.ravel() for a in nearest_code(u[:, fg], s.centroids))
+    return _decode(block, settings, method, np.float32, False)
+
+
+def decode_codes(block: np.ndarray, settings: DecodeSettings, method: str) -> np.ndarray:
+    """(1, z, y, x) int32: the codes of `decode_block` alone."""
+    return _decode(block, settings, method, np.int32, True)
+
+
+def _decode(block, s: DecodeSettings, method: str, dtype, codes_only: bool) -> np.ndarray:
+    raw = _raw(block)
+    plane = (raw.shape[1], raw.shape[2] * raw.shape[3])
+    code = np.empty((1,) + plane, dtype)
+    rest = scratch((2,) + plane, np.float32) if codes_only else np.empty((2,) + plane, np.float32)
+    args = _levels_and_taps(s, raw.shape[0])
+    centroids = np.ascontiguousarray(s.centroids, dtype=np.float32)
+
+    def run(bounds: tuple[int, int]) -> None:
+        decode_planes(raw, *args, centroids, np.float32(s.foreground_threshold), np.float32(s.min_similarity),
+                      bounds[0], bounds[1], code[0], rest[0], rest[1])
+
+    list(pool().map(run, parallel_ranges(raw.shape[1])))
     if method == "threshold":
-        index = threshold_code(x, s.thresholds, s.code_numbers)
-        confident = fg & (index >= 0)
-    else:
-        confident = fg & (similarity >= s.min_similarity)
-    code = np.where(confident, index + 1, 0)
-    return np.stack([code.astype(np.float32), similarity, fg.astype(np.float32)])
+        index = threshold_code(prepare(raw, s), s.thresholds, s.code_numbers).reshape(plane)
+        code[0] = np.where((rest[1] > 0) & (index >= 0), index + 1, 0)
+    out = code if codes_only else np.concatenate([code, rest])
+    return out.reshape((len(out),) + raw.shape[1:])
 
 
-def fill_block(block: np.ndarray, settings: DecodeSettings) -> np.ndarray:
+def fill_block(block: np.ndarray, codes: np.ndarray, settings: DecodeSettings) -> np.ndarray:
     """(2, z, y, x) float32: code after filling undecoded foreground, and confidence.
-
-    `block` holds the tag channels and, as its last channel, the decoded codes.
 
     Voxels on the border between two cells mix both cells' tags and decode poorly; they
     are filled from the decoded cores outwards, each taking the neighbouring code that
@@ -159,27 +175,21 @@ def fill_block(block: np.ndarray, settings: DecodeSettings) -> np.ndarray:
     then every border voxel is re-decided by unmixing the two adjacent cells.
     """
     s = settings
-    codes = block[-1]
-    x = prepare(block[:-1], s)
-    u, _ = unit_vectors(x)
-    fg = foreground(x, s.foreground_threshold)
+    x = prepare(block, s, out=scratch(block.shape, np.float32))  # never leaves this call
+    fg = x.max(axis=0) > np.float32(s.foreground_threshold)
     profiles = s.profiles if s.profiles is not None else s.centroids
-    x = np.ascontiguousarray(x)
     profiles = np.ascontiguousarray(profiles, dtype=np.float32)
-    filled = _grow_codes(codes.astype(np.int32), fg, x, profiles, s.fill_iterations)
+    filled = _grow_codes(np.ascontiguousarray(codes, dtype=np.int32), fg, x, profiles, s.fill_iterations)
     if s.border_iterations:
         filled = _unmix_borders(filled, fg, x, profiles, s.border_iterations)
-    confidence = _similarity_to(filled, u, s.centroids)
-    return np.stack([filled.astype(np.float32), confidence])
+    out = np.empty((2,) + filled.shape, np.float32)
+    out[0] = filled
+    similarity_to_codes(x.reshape(x.shape[0], -1), filled.ravel(), np.ascontiguousarray(s.centroids, np.float32),
+                        out[1].reshape(-1))
+    return out
 
 
-def _similarity_to(codes: np.ndarray, u: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    padded = np.vstack([np.zeros((1, centroids.shape[1]), np.float32), centroids.astype(np.float32)])
-    chosen = padded[codes]  # (z, y, x, C)
-    return np.einsum("c...,...c->...", u, chosen).astype(np.float32)
-
-
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _neighbour(d, z, y, x_):
     """The d-th (0..5) face neighbour of voxel (z, y, x_)."""
     if d == 0:
@@ -195,7 +205,7 @@ def _neighbour(d, z, y, x_):
     return z, y, x_ + 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _neighbour_code(codes, d, z, y, x_):
     """The code of the d-th face neighbour of (z, y, x_); 0 beyond the block's edge."""
     zz, yy, xx = _neighbour(d, z, y, x_)
@@ -205,7 +215,7 @@ def _neighbour_code(codes, d, z, y, x_):
     return codes[zz, yy, xx]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _grow_codes(codes, fg, x, profiles, iterations):
     nz, ny, nx = codes.shape
     current = codes.copy()
@@ -242,7 +252,7 @@ def _grow_codes(codes, fg, x, profiles, iterations):
 
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _unmix_borders(codes, fg, x, profiles, iterations):
     """Re-decide border voxels by two-cell unmixing.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import dask
 import dask.array as da
 import numpy as np
 from skimage.filters import threshold_otsu
@@ -17,6 +18,7 @@ from skimage.registration import phase_cross_correlation
 
 from .barcode_codebook import Codebook, CodebookError, codes_from_counts, pack_bits, unpack_bits
 from .barcode_decoding import DecodeSettings, foreground, nearest_code, prepare, unit_vectors
+from .barcode_kernels import bits_above, group_sums_kernel, interior
 
 LEVEL_SAMPLES = 500_000  # voxels per channel for the background/bright percentiles
 LEARN_VOXELS = 8_000_000  # voxels of the central crop that codes and profiles are learned on
@@ -61,6 +63,25 @@ def global_levels(stack: da.Array, low_percentile: float = 50.0, high_percentile
     return low.astype(np.float32), high.astype(np.float32)
 
 
+def learning_boxes(spatial: tuple[int, ...]) -> list[tuple[slice, ...]]:
+    """Where learning looks: a volume up to LEARN_VOXELS whole; a larger one in eight
+    boxes, one in each octant, so that cells all over the volume are seen."""
+    if math.prod(spatial) <= LEARN_VOXELS:
+        return [tuple(slice(0, s) for s in spatial)]
+    side = [max(1, int(s * (LEARN_VOXELS / 8 / math.prod(spatial)) ** (1 / 3))) for s in spatial]
+    side = [min(n, s // 2) for n, s in zip(side, spatial)]
+    boxes = []
+    for octant in np.ndindex(2, 2, 2):
+        centre = [(2 * o + 1) * s // 4 for o, s in zip(octant, spatial)]
+        boxes.append(tuple(slice(c - n // 2, c - n // 2 + n) for c, n in zip(centre, side)))
+    return boxes
+
+
+def read_boxes(stack: da.Array) -> list[np.ndarray]:
+    """The raw channels of the learning boxes, read once (together, so reads overlap)."""
+    return list(dask.compute(*[stack[(slice(None),) + box] for box in learning_boxes(stack.shape[1:])]))
+
+
 def central_crop(array: da.Array, max_voxels: int, spatial_from: int = 1) -> np.ndarray:
     """The central box of at most `max_voxels` spatial voxels, read into memory."""
     spatial = array.shape[spatial_from:]
@@ -96,23 +117,12 @@ def channel_thresholds(x: np.ndarray, fg: np.ndarray, how) -> np.ndarray:
 
 
 def learning_sample(stack, settings: DecodeSettings) -> np.ndarray:
-    """The prepared voxels that codes, thresholds and profiles are learned on.
-
-    A volume up to LEARN_VOXELS is used whole. A larger one gives eight boxes, one in each
-    octant, so cells all over the volume are seen; each box is prepared on its own (its
-    edges as a volume's) and the boxes are stacked along z.
-    """
-    spatial = stack.shape[1:]
-    if math.prod(spatial) <= LEARN_VOXELS:
-        return prepare(np.asarray(stack), settings)
-    side = [max(1, int(s * (LEARN_VOXELS / 8 / math.prod(spatial)) ** (1 / 3))) for s in spatial]
-    side = [min(n, s // 2) for n, s in zip(side, spatial)]
-    boxes = []
-    for octant in np.ndindex(2, 2, 2):
-        centre = [(2 * o + 1) * s // 4 for o, s in zip(octant, spatial)]
-        index = tuple(slice(c - n // 2, c - n // 2 + n) for c, n in zip(centre, side))
-        boxes.append(prepare(np.asarray(stack[(slice(None),) + index]), settings))
-    return np.concatenate(boxes, axis=1)
+    """The prepared voxels that codes, thresholds and profiles are learned on: the
+    learning boxes, each prepared on its own (its edges as a volume's), stacked along z."""
+    boxes = read_boxes(stack)
+    if len(boxes) == 1:
+        return prepare(boxes[0], settings)
+    return np.concatenate([prepare(box, settings) for box in boxes], axis=1)
 
 
 def _need_candidates(candidates: np.ndarray, candidate_support: int) -> None:
@@ -126,7 +136,7 @@ def _need_candidates(candidates: np.ndarray, candidate_support: int) -> None:
 
 def learn_codebook(x: np.ndarray, settings: DecodeSettings, book: Codebook | None, thresholds, min_support: int,
                    fold_ratio: float, code_threshold: float = 0.08, iterations: int = 3,
-                   candidate_support: int = 30) -> tuple[Codebook, DecodeSettings]:
+                   candidate_support: int = 30, within=None) -> tuple[Codebook, DecodeSettings]:
     """The given codebook, or codes learned from the central crop; plus channel thresholds.
 
     Single voxels binarise badly (dropout, shot noise, weak tags), so codes are learned
@@ -134,8 +144,11 @@ def learn_codebook(x: np.ndarray, settings: DecodeSettings, book: Codebook | Non
     neighbours (inside a cell they agree; borders mixing two cells' tags do not); then,
     a few times over, voxels go to the most similar candidate and each candidate's code is
     re-read from the mean intensity of its interior voxels, where noise has averaged out.
+    `within`: learn from these voxels only, as if all others were dark.
     """
     fg = foreground(x, settings.foreground_threshold)
+    if within is not None:
+        fg &= within
     if not fg.any():
         raise ValueError(
             f"No voxel is above foreground_threshold={settings.foreground_threshold} in the learning crop; "
@@ -146,22 +159,22 @@ def learn_codebook(x: np.ndarray, settings: DecodeSettings, book: Codebook | Non
     if book is not None:
         return book, settings
     n_bits = x.shape[0]
-    numbers = pack_bits(x > levels[:, None, None, None], axis=0)
-    candidates, support = np.unique(numbers[_interior(numbers, fg)], return_counts=True)
+    numbers = bits_above(x, levels, np.ones(fg.shape, bool) if within is None else within)
+    candidates, support = np.unique(numbers[interior(numbers, fg)], return_counts=True)
     keep = (candidates != 0) & (support >= candidate_support)
     candidates, support = candidates[keep], support[keep]
     _need_candidates(candidates, candidate_support)
-    x_fg = x[:, fg]  # (C, foreground voxels): read once, not once per iteration
-    u_fg, _ = unit_vectors(x_fg)
+    where = np.flatnonzero(fg)
+    x_fg = np.take(x.reshape(n_bits, -1), where, axis=1)  # (C, foreground voxels): read once
     for _ in range(iterations):
         codes = unpack_bits(candidates, n_bits).astype(np.float32)
         assigned = np.full(fg.shape, -1, np.int64)
-        index, similarity = nearest_code(u_fg, codes / np.linalg.norm(codes, axis=1, keepdims=True))
-        assigned[fg] = np.where(similarity >= LEARN_SIMILARITY, index, -1)
-        inside = _interior(assigned, assigned >= 0)[fg]
-        votes = assigned[fg][inside]
-        support = np.bincount(votes, minlength=len(candidates))
-        sums = group_sums(votes, x_fg[:, inside], len(candidates))
+        index, similarity = nearest_code(x_fg, codes / np.linalg.norm(codes, axis=1, keepdims=True),
+                                         cosine=True)
+        assigned.ravel()[where] = np.where(similarity >= LEARN_SIMILARITY, index, -1)
+        votes = np.where(interior(assigned, assigned >= 0).ravel()[where], assigned.ravel()[where], -1)
+        support = np.bincount(votes[votes >= 0], minlength=len(candidates))
+        sums = group_sums(votes, x_fg, len(candidates))
         seen = support > 0
         reread = pack_bits(sums[seen] / support[seen, None] > code_threshold)
         candidates, inverse = np.unique(reread, return_inverse=True)
@@ -182,14 +195,15 @@ def learn_unexplained(x: np.ndarray, settings: DecodeSettings, book: Codebook, t
     them: on the acceptance phantom, two of the four codes missed, and no false code.
     """
     fg = foreground(x, settings.foreground_threshold)
-    _, similarity = nearest_code(unit_vectors(x[:, fg])[0], settings.centroids)
+    where = np.flatnonzero(fg)
+    _, similarity = nearest_code(np.take(x.reshape(x.shape[0], -1), where, axis=1), settings.centroids,
+                                 cosine=True)
     unexplained = np.zeros_like(fg)
-    unexplained[fg] = similarity < settings.min_similarity
+    unexplained.ravel()[where] = similarity < settings.min_similarity
     if unexplained.sum() < min_support:
         return book
     try:
-        extra, _ = learn_codebook(np.where(unexplained[None], x, np.float32(0)), settings, None, thresholds,
-                                  min_support, fold_ratio)
+        extra, _ = learn_codebook(x, settings, None, thresholds, min_support, fold_ratio, within=unexplained)
     except (CodebookError, ValueError):  # nothing frequent enough among them: nothing to add
         return book
     new = ~np.isin(pack_bits(extra.codes), pack_bits(book.codes))
@@ -198,15 +212,6 @@ def learn_unexplained(x: np.ndarray, settings: DecodeSettings, book: Codebook, t
     support = None if book.support is None or extra.support is None else \
         np.concatenate([book.support, extra.support[new]])
     return Codebook(np.vstack([book.codes, extra.codes[new]]), support=support)
-
-
-def _interior(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Valid voxels whose value equals that of all six face neighbours."""
-    inside = valid.copy()
-    for axis in range(values.ndim):
-        for step in (1, -1):
-            inside &= values == np.roll(values, step, axis=axis)
-    return inside
 
 
 def refine_centroids(x: np.ndarray, settings: DecodeSettings, book: Codebook, iterations: int = 2,
@@ -225,11 +230,12 @@ def refine_centroids(x: np.ndarray, settings: DecodeSettings, book: Codebook, it
         index, similarity = nearest_code(flat, centroids)
         confident = similarity >= settings.min_similarity
         counts = np.bincount(index[confident], minlength=len(centroids))
-        sums = group_sums(index[confident], flat[:, confident], len(centroids))
+        votes = np.where(confident, index, -1)
+        sums = group_sums(votes, flat, len(centroids))
         enough = counts >= min_voxels
         sums[enough] /= np.linalg.norm(sums[enough], axis=1, keepdims=True)
         centroids = np.where(enough[:, None], sums, centroids).astype(np.float32)
-        means = group_sums(index[confident], flat_x[:, confident], len(centroids)) / np.maximum(counts, 1)[:, None]
+        means = group_sums(votes, flat_x, len(centroids)) / np.maximum(counts, 1)[:, None]
         profiles = np.where(enough[:, None], means, profiles).astype(np.float32)
     return replace(settings, centroids=centroids, profiles=profiles)
 
@@ -238,10 +244,10 @@ def foreground_columns(x: np.ndarray, fg: np.ndarray, limit: int = PROFILE_VOXEL
     """(C, n) intensities of at most `limit` foreground voxels, evenly strided."""
     where = np.flatnonzero(fg.ravel())
     where = where[:: max(1, -(-len(where) // limit))]
-    return x.reshape(x.shape[0], -1)[:, where]
+    return np.take(x.reshape(x.shape[0], -1), where, axis=1)
 
 
 def group_sums(groups: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
-    """(n_groups, C) sums of the (C, N) `values` columns by group (float64: exact enough
-    for means over millions of voxels)."""
-    return np.stack([np.bincount(groups, weights=row, minlength=n_groups) for row in values], axis=1)
+    """(n_groups, C) sums of the (C, N) `values` columns by group, skipping groups < 0
+    (float64: exact enough for means over millions of voxels)."""
+    return group_sums_kernel(np.asarray(groups, np.int64), np.ascontiguousarray(values), n_groups)

@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from .barcode_codebook import Codebook, CodebookError, as_codebook, collision_report, pack_bits
-from .barcode_decoding import DecodeSettings, decode_block, fill_block
+from .barcode_decoding import DecodeSettings, decode_block, decode_codes, fill_block
+from .barcode_kernels import release_scratch
 from .barcode_learning import (
     global_levels,
     learn_codebook,
@@ -41,7 +42,7 @@ from .barcode_learning import (
     refine_centroids,
     register_rounds,
 )
-from .chunked_labels import label_by_value, label_equal_values, label_means
+from .chunked_labels import label_by_value, label_equal_values
 from .formats.common import compute_with_progress
 
 __all__ = ["Codebook", "CodebookError", "DecodeResult", "Decoder", "decode", "learn_codebook", "register_rounds"]
@@ -274,47 +275,43 @@ def _decode_voxels(stack, settings, method, identity, min_size, chunks, out, in_
     spatial_chunks = stack.chunks[1:]
     with tempfile.TemporaryDirectory(prefix="wbe-decode-") as tmp:
         store = _Store(tmp, in_memory)
-        decoded = map_with_halo(decode_block, stack, halo, 3, settings=settings, method=method)
-        codes = store.keep(decoded[0].astype(np.int32), "codes", stages.within(3))  # only codes are kept
-        pieces, _ = label_equal_values(codes, min_size=min_size, persist=store.persister("pieces"))
-        kept_codes = store.keep(_codes_of_pieces(codes, pieces), "kept", None)
-        # The codes ride along as one more channel, so one overlap serves both.
-        with_codes = da.concatenate([stack.astype(np.float32), kept_codes[None].astype(np.float32)],
-                                    axis=0).rechunk({0: -1})
+        decoded = map_with_halo(decode_codes, stack, halo, 1, settings=settings, method=method, dtype=np.int32)
+        codes = store.keep(decoded[0], "codes", stages.within(3))
+        kept, _ = label_equal_values(codes, min_size=min_size, persist=store.persister("pieces"), output="values")
+        kept_codes = store.keep(kept, "kept", None)  # the codes, small pieces removed
         grow = halo + settings.growth_radius()
-        filled = store.keep(map_with_halo(fill_block, with_codes, grow, 2, settings=settings), "filled",
+        filled = store.keep(map_with_halo(fill_block, stack, grow, 2, kept_codes, settings=settings), "filled",
                             stages.within(4))
         filled_codes = filled[0].astype(np.int32)
         if identity == "code":
-            labels, table = label_by_value(filled_codes, min_size=min_size)
+            labels, table = label_by_value(filled_codes, min_size=min_size, weights=filled[1])
         else:
-            labels, table = label_equal_values(filled_codes, min_size=min_size, persist=store.persister("final"))
+            labels, table = label_equal_values(filled_codes, min_size=min_size, persist=store.persister("final"),
+                                               weights=filled[1])
+        table["mean_confidence"] = table.pop("weight_sum") / table["size"]
         labels = labels if isinstance(labels, da.Array) else da.from_array(labels, chunks=spatial_chunks)
         confidence = da.where(labels > 0, filled[1], np.float32(0)).astype(np.float32)
-        table["mean_confidence"] = label_means(labels, confidence, table["label"].to_numpy())
         if out is not None:
             labels, confidence = _write_results(labels, confidence, out, stages.within(5))
         else:
             labels, confidence = compute_with_progress((labels, confidence), stages.within(5))
+    release_scratch()
     return labels, confidence, table
 
 
-def map_with_halo(function, stack: da.Array, halo: int, n_out: int, **kwargs) -> da.Array:
+def map_with_halo(function, stack: da.Array, halo: int, n_out: int, *spatial, dtype=np.float32,
+                  **kwargs) -> da.Array:
     """Apply `function` to (channels, z, y, x) blocks read with `halo` voxels of their
-    neighbours (none beyond the volume's edge, as in a whole-volume run), keeping
-    `n_out` output channels."""
+    neighbours (none beyond the volume's edge, as in a whole-volume run), keeping `n_out`
+    output channels; (z, y, x) arrays in `spatial` come along as further arguments."""
     # An axis in one block has no neighbours to borrow from.
     depth = {axis: (halo if len(stack.chunks[axis]) > 1 else 0) if axis else 0 for axis in range(4)}
     padded = da.overlap.overlap(stack, depth=depth, boundary="none")
-    out = padded.map_blocks(function, chunks=((n_out,),) + padded.chunks[1:], dtype=np.float32, meta=_META,
-                            **kwargs)
+    extra = [da.overlap.overlap(a.rechunk(stack.chunks[1:]), depth={d: depth[d + 1] for d in range(3)},
+                                boundary="none") for a in spatial]
+    out = da.map_blocks(function, padded, *extra, chunks=((n_out,),) + padded.chunks[1:], dtype=dtype,
+                        meta=_META.astype(dtype), **kwargs)
     return da.overlap.trim_internal(out, depth, boundary="none")
-
-
-def _codes_of_pieces(codes: da.Array, pieces) -> da.Array:
-    """Codes with the pieces smaller than min_size removed."""
-    pieces = pieces if isinstance(pieces, da.Array) else da.from_array(pieces, chunks=codes.chunks)
-    return da.where(pieces > 0, codes, 0).astype(np.int32)
 
 
 class _Store:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import dask
 import dask.array as da
+import numba
 import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from skimage.measure import label as label_components
 
 
 def as_dask(array) -> da.Array:
@@ -45,10 +45,87 @@ def _local_labels(values: da.Array) -> da.Array:
 
     def label_block(block, block_info=None):
         number = np.ravel_multi_index(block_info[0]["chunk-location"], numblocks)
-        local = label_components(block, background=0, connectivity=1).astype(np.int64)
-        return np.where(local > 0, local + number * largest, 0)
+        return _label_runs(_as_3d(block), np.int64(number * largest)).reshape(block.shape)
 
     return values.map_blocks(label_block, dtype=np.int64)
+
+
+def _as_3d(block: np.ndarray) -> np.ndarray:
+    if block.ndim > 3:
+        raise ValueError(f"Connected components work on up to 3 axes, not {block.ndim}.")
+    return np.ascontiguousarray(block).reshape((1,) * (3 - block.ndim) + block.shape)
+
+
+@numba.njit(cache=True, nogil=True)
+def _root(parent, i):
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+@numba.njit(cache=True, nogil=True)
+def _label_runs(values, offset):
+    """Face-connected regions of equal non-zero value, numbered offset + 1, 2, ... by their
+    first voxel in C order (what skimage's label gives, plus that numbering)."""
+    nz, ny, nx = values.shape
+    out = np.zeros((nz, ny, nx), np.int64)
+    parent = np.empty(nz * ny * nx + 1, np.int64)  # one provisional label per run at most
+    n = 0
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                v = values[z, y, x]
+                if v == 0:
+                    continue
+                if x > 0 and values[z, y, x - 1] == v:
+                    here = out[z, y, x - 1]  # the run continues: its earlier neighbours are joined
+                else:
+                    n += 1
+                    parent[n] = n
+                    here = n
+                for d in range(2):
+                    if d == 0 and y > 0 and values[z, y - 1, x] == v:
+                        other = out[z, y - 1, x]
+                    elif d == 1 and z > 0 and values[z - 1, y, x] == v:
+                        other = out[z - 1, y, x]
+                    else:
+                        continue
+                    a, b = _root(parent, here), _root(parent, other)
+                    if a != b:  # the older label is the root: roots keep first-voxel order
+                        parent[max(a, b)] = min(a, b)
+                out[z, y, x] = here
+    final, count = np.zeros(n + 1, np.int64), 0
+    for i in range(1, n + 1):  # a root comes before its members: numbered in scan order
+        r = _root(parent, i)
+        count += r == i
+        final[i] = count if r == i else final[r]
+    flat = out.ravel()
+    for i in range(flat.size):
+        if flat[i]:
+            flat[i] = final[flat[i]] + offset
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan_stats(local, values, weights, offset):
+    """Size, value, first voxel (flat, C order) and float64 weight sum of the labels
+    offset + 1, 2, ... of a block labelled by `_label_runs`, in one pass."""
+    flat, flat_values, flat_weights = local.ravel(), values.ravel(), weights.ravel()
+    top = 0
+    for i in range(flat.size):
+        top = max(top, flat[i] - offset)
+    sizes, first = np.zeros(top + 1, np.int64), np.full(top + 1, -1, np.int64)
+    value, sums = np.zeros(top + 1, flat_values.dtype), np.zeros(top + 1, np.float64)
+    for i in range(flat.size):
+        j = flat[i] - offset
+        if flat[i] == 0:
+            continue
+        if sizes[j] == 0:
+            first[j], value[j] = i, flat_values[i]
+        sizes[j] += 1
+        sums[j] += flat_weights[i]
+    return sizes[1:], value[1:], first[1:], sums[1:]
 
 
 def _block_stats(local: np.ndarray, values: np.ndarray, origin: tuple[int, ...], shape: tuple[int, ...]):
@@ -95,6 +172,43 @@ def _stats_tasks(local: da.Array, values: da.Array) -> list:
     return tasks
 
 
+def _described_blocks(local: da.Array, values: da.Array, weights=None) -> list:
+    """Per block (C order): `_describe_block`, each block read once."""
+    largest, starts = _block_offsets(local)
+    tasks = []
+    for number, index in enumerate(np.ndindex(*local.numblocks)):
+        origin = tuple(int(starts[d][i]) for d, i in enumerate(index))
+        weight = None if weights is None else weights.blocks[index]
+        tasks.append(dask.delayed(_describe_block)(local.blocks[index], values.blocks[index], weight, origin,
+                                                   local.shape, number * largest))
+    return tasks
+
+
+def _describe_block(local, values, weights, origin, shape, offset):
+    """`_block_stats` of a block labelled by `_label_runs` (+ weight sums), and its faces."""
+    faces = [(np.take(local, [0, -1], axis=axis), np.take(values, [0, -1], axis=axis)) for axis in range(local.ndim)]
+    weighted = values if weights is None else weights
+    sizes, value, first_local, sums = _scan_stats(_as_3d(local), _as_3d(values), _as_3d(weighted), np.int64(offset))
+    coords = np.unravel_index(first_local, local.shape)
+    first_global = np.ravel_multi_index(tuple(c + o for c, o in zip(coords, origin)), shape)
+    stats = (np.arange(1, len(sizes) + 1, dtype=np.int64) + offset, sizes, value, first_global)
+    return stats + ((sums,) if weights is not None else ()), faces
+
+
+def _pairs_between_blocks(numblocks: tuple[int, ...], faces: list) -> list:
+    """Touching labels of equal value across the faces between neighbouring blocks."""
+    pairs = []
+    for number, index in enumerate(np.ndindex(*numblocks)):
+        for axis in [a for a in range(len(numblocks)) if index[a] + 1 < numblocks[a]]:
+            after = int(np.ravel_multi_index(index[:axis] + (index[axis] + 1,) + index[axis + 1:], numblocks))
+            (mine, mine_values), (other, other_values) = faces[number][axis], faces[after][axis]
+            a, b = np.take(mine, 1, axis=axis).ravel(), np.take(other, 0, axis=axis).ravel()
+            same = np.take(mine_values, 1, axis=axis).ravel() == np.take(other_values, 0, axis=axis).ravel()
+            touch = (a != 0) & (b != 0) & same
+            pairs.append(np.stack([a[touch], b[touch]], axis=1))
+    return pairs
+
+
 def _union(labels: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     """Component number of each label (labels sorted and unique) given touching pairs."""
     if len(pairs) == 0:
@@ -104,42 +218,84 @@ def _union(labels: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
-def label_equal_values(values, min_size: int = 1, persist=None, progress=None):
+def label_equal_values(values, min_size: int = 1, persist=None, progress=None, weights=None, output="labels"):
     """Connected regions (face-connected) of equal non-zero value, each a label.
 
     Returns (labels, table): labels numbered 1..N by the first voxel of each region in C
     order (uint32, or uint64 if needed; numpy in, numpy out), and a table with one row per
-    label: label, size, value (the region's value), first_index. Regions smaller than
-    `min_size` voxels become 0. `persist(array) -> array` may store the intermediate local
+    label: label, size, value (the region's value), first_index, and with `weights` (an
+    array like `values`) weight_sum, the sum of the weights over the region. Regions
+    smaller than `min_size` voxels become 0. output="values" gives each kept region's
+    value instead of its label. `persist(array) -> array` may store the intermediate local
     labels (e.g. to a temporary zarr) so big volumes are not held in memory.
     """
     was_numpy = not isinstance(values, da.Array)
     values = as_dask(values)
     local = _local_labels(values)
     local = persist(local) if persist is not None else local.persist()
-    stats, pairs = dask.compute(_stats_tasks(local, values), _face_pairs(local, values, True))
+    weights = None if weights is None else as_dask(weights).rechunk(values.chunks)
+    found = dask.compute(_described_blocks(local, values, weights))[0]
+    stats, pairs = [f[0] for f in found], _pairs_between_blocks(local.numblocks, [f[1] for f in found])
     if progress:
         progress(1, 2)
     mapping, table = _components(stats, pairs, min_size)
-    labels = relabel(local, mapping["local"].to_numpy(), mapping["label"].to_numpy())
+    if output == "values":
+        labels = _relabel_runs(local, mapping["local"].to_numpy(), mapping["value"].to_numpy(), values.dtype)
+    else:
+        labels = _relabel_runs(local, mapping["local"].to_numpy(), mapping["label"].to_numpy())
     if progress:
         progress(2, 2)
     return (labels.compute() if was_numpy else labels), table
 
 
+def _relabel_runs(local: da.Array, keys: np.ndarray, new_values: np.ndarray, dtype=None) -> da.Array:
+    """`relabel` for labels made by `_local_labels`: a table per block, one look-up per voxel."""
+    largest, _ = _block_offsets(local)
+    numblocks = local.numblocks
+    if dtype is None:
+        dtype = np.uint32 if (new_values.max() if len(new_values) else 0) < 2**32 else np.uint64
+    block_of = (keys - 1) // largest  # block b holds b * largest + 1 .. (b + 1) * largest
+    tables = {}
+    for number in np.unique(block_of):
+        inside = block_of == number
+        table = np.zeros(int((keys[inside] - number * largest).max()) + 1, dtype)
+        table[keys[inside] - number * largest] = new_values[inside]
+        tables[int(number)] = table
+
+    def apply(block, block_info=None):
+        number = int(np.ravel_multi_index(block_info[0]["chunk-location"], numblocks))
+        table = tables.get(number, np.zeros(1, dtype))
+        return _look_up(_as_3d(block), np.int64(number * largest), table).reshape(block.shape)
+
+    return local.map_blocks(apply, dtype=dtype)
+
+
+@numba.njit(cache=True, nogil=True)
+def _look_up(local, offset, table):
+    out = np.zeros(local.shape, table.dtype)
+    for z in range(local.shape[0]):
+        for y in range(local.shape[1]):
+            for x in range(local.shape[2]):
+                j = local[z, y, x] - offset
+                if 0 < j < len(table):
+                    out[z, y, x] = table[j]
+    return out
+
+
 def _components(stats: list, pairs: list, min_size: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(local label -> final label) for kept components, and one row per final label."""
-    columns = ("local", "size", "value", "first_index")
+    """(local label -> final label, value) for kept components, and one row per final label."""
+    columns = ("local", "size", "value", "first_index", "weight_sum")[:len(stats[0])]
     local = pd.DataFrame({c: np.concatenate([s[i] for s in stats]) for i, c in enumerate(columns)})
     local = local.sort_values("local", kind="stable").reset_index(drop=True)
     all_pairs = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64)
     local["component"] = _union(local["local"].to_numpy(), all_pairs)
+    sums = {"weight_sum": ("weight_sum", "sum")} if "weight_sum" in local else {}
     table = local.groupby("component").agg(size=("size", "sum"), value=("value", "first"),
-                                           first_index=("first_index", "min"))
+                                           first_index=("first_index", "min"), **sums)
     table = table[table["size"] >= min_size].sort_values("first_index", kind="stable")
     table.insert(0, "label", np.arange(1, len(table) + 1, dtype=np.int64))
     local["label"] = local["component"].map(table["label"]).fillna(0).astype(np.int64)
-    return local.loc[local["label"] > 0, ["local", "label"]], table.reset_index(drop=True)
+    return local.loc[local["label"] > 0, ["local", "label", "value"]], table.reset_index(drop=True)
 
 
 def relabel(labels, keys: np.ndarray, new_values: np.ndarray, dtype=None):
@@ -193,6 +349,12 @@ def first_voxel_index(labels) -> pd.Series:
 
 def label_means(labels, values, label_ids: np.ndarray) -> np.ndarray:
     """Mean of `values` over each label in `label_ids` (0 where a label has no voxel)."""
+    sums = _sums_by_label(labels, values, with_counts=True).reindex(np.asarray(label_ids), fill_value=0)
+    return (sums["sum"] / sums["count"].where(sums["count"] > 0, 1)).to_numpy()
+
+
+def _sums_by_label(labels, values, with_counts: bool = False):
+    """Float64 sums of `values` (and voxel counts) per non-zero label, chunk by chunk."""
     labels, values = as_dask(labels), as_dask(values)
     tasks = [dask.delayed(_block_sums)(lb, vb) for lb, vb in zip(labels.to_delayed().ravel(),
                                                                   values.rechunk(labels.chunks).to_delayed().ravel())]
@@ -200,19 +362,25 @@ def label_means(labels, values, label_ids: np.ndarray) -> np.ndarray:
     ids = np.concatenate([f[0] for f in found]) if found else np.zeros(0, np.int64)
     sums = pd.DataFrame({"label": ids, "sum": np.concatenate([f[1] for f in found]),
                          "count": np.concatenate([f[2] for f in found])}).groupby("label").sum()
-    sums = sums.reindex(np.asarray(label_ids), fill_value=0)
-    return (sums["sum"] / sums["count"].where(sums["count"] > 0, 1)).to_numpy()
+    return sums if with_counts else sums["sum"]
 
 
 def _block_sums(labels: np.ndarray, values: np.ndarray):
-    ids, inverse = np.unique(labels.ravel(), return_inverse=True)
-    sums = np.bincount(inverse, weights=values.ravel().astype(np.float64), minlength=len(ids))
-    counts = np.bincount(inverse, minlength=len(ids))
+    flat = labels.ravel()
+    if flat.size and flat.dtype.kind in "ui" and 0 <= flat.min() and flat.max() <= 4 * flat.size:  # dense ids
+        counts = np.bincount(flat, minlength=1)
+        ids = np.flatnonzero(counts)
+        sums = np.bincount(flat, weights=values.ravel().astype(np.float64), minlength=1)[ids]
+        counts = counts[ids]
+    else:
+        ids, inverse = np.unique(flat, return_inverse=True)
+        sums = np.bincount(inverse, weights=values.ravel().astype(np.float64), minlength=len(ids))
+        counts = np.bincount(inverse, minlength=len(ids))
     keep = ids != 0
     return ids[keep].astype(np.int64), sums[keep], counts[keep]
 
 
-def label_by_value(values, min_size: int = 1):
+def label_by_value(values, min_size: int = 1, weights=None):
     """One label per distinct non-zero value, wherever its voxels lie (same table and
     canonical numbering as `label_equal_values`, without the connectivity)."""
     was_numpy = not isinstance(values, da.Array)
@@ -221,9 +389,11 @@ def label_by_value(values, min_size: int = 1):
     table = pd.DataFrame({"value": np.concatenate([s[0] for s in stats]), "size": np.concatenate([s[1] for s in stats]),
                           "first_index": np.concatenate([s[3] for s in stats])})
     table = table.groupby("value").agg(size=("size", "sum"), first_index=("first_index", "min")).reset_index()
+    if weights is not None:
+        table["weight_sum"] = _sums_by_label(values, weights).reindex(table["value"], fill_value=0).to_numpy()
     table = table[table["size"] >= min_size].sort_values("first_index", kind="stable")
     table.insert(0, "label", np.arange(1, len(table) + 1, dtype=np.int64))
     order = np.argsort(table["value"].to_numpy())
     labels = relabel(values, table["value"].to_numpy()[order], table["label"].to_numpy()[order])
-    table = table[["label", "size", "value", "first_index"]].reset_index(drop=True)
-    return (labels.compute() if was_numpy else labels), table
+    table = table[["label", "size", "value", "first_index"] + (["weight_sum"] if weights is not None else [])]
+    return (labels.compute() if was_numpy else labels), table.reset_index(drop=True)

@@ -190,3 +190,49 @@ def test_second_learning_pass_finds_a_code_the_first_left_out():
     more = learn_unexplained(sample, decoder.settings, known, "mean", 200, 5.0)
     assert tuple(mb.codebook[withheld]) in {tuple(code) for code in more.codes}
     assert len(more) == len(known) + 1  # nothing else: the known cells are explained
+
+
+@pytest.mark.parametrize("shape", [(3, 9, 20, 17), (2, 2, 3, 40)])
+def test_compiled_smoothing_matches_scipy(shape):
+    """The fused kernel normalises, then correlates with an off-centre gaussian per axis,
+    reflecting at the edges as scipy.ndimage does (also where the kernel outgrows an axis)."""
+    from dataclasses import replace
+
+    from scipy import ndimage as ndi
+
+    from napari_wbe.barcode_decoding import DecodeSettings, prepare, shifted_gaussian
+
+    rng = np.random.default_rng(0)
+    block = rng.integers(0, 1000, shape).astype(np.uint16)
+    shifts = rng.uniform(-2.5, 2.5, (shape[0], 3))
+    settings = DecodeSettings(low=np.full(shape[0], 200, np.float32), high=np.full(shape[0], 900, np.float32),
+                              centroids=np.eye(shape[0], dtype=np.float32), sigma=0.7, foreground_threshold=0.25,
+                              min_similarity=0.9, shifts=shifts)
+    for s in (settings, replace(settings, shifts=None, sigma=0.0)):
+        expected = np.maximum((block.astype(np.float64) - 200) / 700, 0)
+        for c in range(shape[0]):
+            for axis in range(3):
+                move = 0.0 if s.shifts is None else s.shifts[c, axis]
+                expected[c] = ndi.correlate1d(expected[c], shifted_gaussian(s.sigma, move), axis=axis, mode="reflect")
+        np.testing.assert_allclose(prepare(block, s), expected, atol=2e-6)
+
+
+def test_compiled_learning_helpers_match_numpy():
+    from napari_wbe.barcode_kernels import bits_above, group_sums_kernel, interior
+
+    rng = np.random.default_rng(1)
+    values = rng.integers(0, 2, (6, 7, 8))
+    valid = rng.random(values.shape) > 0.3
+    inside = valid.copy()
+    for axis in range(3):
+        for step in (1, -1):
+            inside &= values == np.roll(values, step, axis=axis)  # wrapping, as the kernel does
+    np.testing.assert_array_equal(interior(values, valid), inside)
+    x = rng.random((5, 6, 7, 8)).astype(np.float32)
+    levels = np.full(5, 0.5, np.float32)
+    expected = sum((x[c] > 0.5).astype(np.int64) << c for c in range(5))
+    np.testing.assert_array_equal(bits_above(x, levels, np.ones(values.shape, bool)), expected)
+    groups = rng.integers(-1, 4, 100)
+    columns = rng.random((3, 100))
+    reference = np.stack([np.bincount(groups[groups >= 0], weights=row[groups >= 0], minlength=4) for row in columns], 1)
+    np.testing.assert_array_equal(group_sums_kernel(groups, columns, 4), reference)

@@ -63,3 +63,12 @@ def test_label_means():
     labels = np.array([[[0, 1, 1, 2]]])
     values = np.array([[[9.0, 1.0, 3.0, 5.0]]])
     np.testing.assert_allclose(label_means(labels, values, np.array([1, 2, 7])), [2.0, 5.0, 0.0])
+
+
+def test_neighbouring_values_that_differ_in_every_voxel():
+    values = (np.indices((3, 4, 9)).sum(axis=0) % 2 + 1)  # a checkerboard: every voxel its own region
+    labels, table = label_equal_values(values)
+    assert len(table) == values.size and sorted(labels.ravel()) == list(range(1, values.size + 1))
+    parts, parts_table = label_equal_values(da.from_array(values, chunks=(2, 3, 4)))
+    np.testing.assert_array_equal(parts.compute(), labels)
+    assert parts_table.equals(table)
