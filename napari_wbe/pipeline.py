@@ -132,6 +132,7 @@ class Pipeline:
         if progress is not None and not callable(progress):
             raise PipelineError("progress must be a callable(done, total), or None.")
         self.client = _client(client)
+        self._scattered: list = []  # futures of inputs sent to a cluster, alive as long as the pipeline
         self.barcode_image = None if barcode_image is None else self._chunked(barcode_image, channels=True)
         self.fragments = None if fragments is None else self._chunked(fragments)
         self.em = None if em is None else self._chunked(em)
@@ -276,8 +277,12 @@ class Pipeline:
         chunks = ((np.shape(array)[0],) if channels else ()) + self.chunks
         array = np.asarray(array) if isinstance(array, (list, tuple)) else array
         if hasattr(self.client, "scatter") and isinstance(array, np.ndarray):
-            # Sent to the cluster once: from_array would put the array in every task graph.
-            whole = da.from_delayed(dask.delayed(self.client.scatter(array)), array.shape, array.dtype)
+            # Sent to the cluster once: from_array would put the array in every task graph. The
+            # future is kept here: the graph holds only its key, and a collected future lets the
+            # scheduler drop the data while tasks still need it ("lost dependencies").
+            future = self.client.scatter(array, hash=False)
+            self._scattered.append(future)
+            whole = da.from_delayed(dask.delayed(future), array.shape, array.dtype)
             return whole.rechunk(chunks)
         return da.from_array(array, chunks=chunks)
 
