@@ -15,6 +15,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .barcode_decoding import DecodeSettings, nearest_code, prepare
+from .chunked_halo import map_with_halo
 from .chunked_labels import as_dask, first_voxel_index, relabel, touching_pairs
 
 
@@ -49,8 +50,6 @@ def agglomerate(stack: da.Array, fragments, settings: DecodeSettings, book, stag
 
 def _fragment_means(stack: da.Array, fragments: da.Array, settings: DecodeSettings):
     """Mean normalised tag vector, size and id of every fragment (chunk-wise sums)."""
-    from .barcodes import map_with_halo
-
     halo = settings.smoothing_radius()
     prepared = map_with_halo(prepare, stack, halo, stack.shape[0], settings=settings)
     tasks = [dask.delayed(_block_sums)(f, x) for f, x in zip(fragments.to_delayed().ravel(),

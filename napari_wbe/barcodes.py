@@ -42,6 +42,7 @@ from .barcode_learning import (
     refine_centroids,
     register_rounds,
 )
+from .chunked_halo import map_with_halo
 from .chunked_labels import label_by_value, label_equal_values
 from .formats.common import compute_with_progress
 
@@ -51,7 +52,6 @@ METHODS = ("metric", "threshold")
 IDENTITIES = ("connected", "code")
 # Blocks small enough for both cores to share the work, large enough for little halo.
 DEFAULT_CHUNKS = (64, 128, 128)
-_META = np.empty((0, 0, 0, 0), np.float32)  # spares dask a trial call on empty blocks
 
 
 @dataclass
@@ -275,13 +275,14 @@ def _decode_voxels(stack, settings, method, identity, min_size, chunks, out, in_
     spatial_chunks = stack.chunks[1:]
     with tempfile.TemporaryDirectory(prefix="wbe-decode-") as tmp:
         store = _Store(tmp, in_memory)
-        decoded = map_with_halo(decode_codes, stack, halo, 1, settings=settings, method=method, dtype=np.int32)
+        decoded = map_with_halo(decode_codes, stack, halo, 1, settings=settings, method=method, dtype=np.int32,
+                                scratch=store.scratch)
         codes = store.keep(decoded[0], "codes", stages.within(3))
         kept, _ = label_equal_values(codes, min_size=min_size, persist=store.persister("pieces"), output="values")
         kept_codes = store.keep(kept, "kept", None)  # the codes, small pieces removed
         grow = halo + settings.growth_radius()
-        filled = store.keep(map_with_halo(fill_block, stack, grow, 2, kept_codes, settings=settings), "filled",
-                            stages.within(4))
+        filled = store.keep(map_with_halo(fill_block, stack, grow, 2, kept_codes, settings=settings,
+                                          scratch=store.scratch), "filled", stages.within(4))
         filled_codes = filled[0].astype(np.int32)
         if identity == "code":
             labels, table = label_by_value(filled_codes, min_size=min_size, weights=filled[1])
@@ -299,21 +300,6 @@ def _decode_voxels(stack, settings, method, identity, min_size, chunks, out, in_
     return labels, confidence, table
 
 
-def map_with_halo(function, stack: da.Array, halo: int, n_out: int, *spatial, dtype=np.float32,
-                  **kwargs) -> da.Array:
-    """Apply `function` to (channels, z, y, x) blocks read with `halo` voxels of their
-    neighbours (none beyond the volume's edge, as in a whole-volume run), keeping `n_out`
-    output channels; (z, y, x) arrays in `spatial` come along as further arguments."""
-    # An axis in one block has no neighbours to borrow from.
-    depth = {axis: (halo if len(stack.chunks[axis]) > 1 else 0) if axis else 0 for axis in range(4)}
-    padded = da.overlap.overlap(stack, depth=depth, boundary="none")
-    extra = [da.overlap.overlap(a.rechunk(stack.chunks[1:]), depth={d: depth[d + 1] for d in range(3)},
-                                boundary="none") for a in spatial]
-    out = da.map_blocks(function, padded, *extra, chunks=((n_out,),) + padded.chunks[1:], dtype=dtype,
-                        meta=_META.astype(dtype), **kwargs)
-    return da.overlap.trim_internal(out, depth, boundary="none")
-
-
 class _Store:
     """Intermediate volumes: in memory, or in a temporary zarr when the input is a dask
     volume whose labels go to disk (`out`), so nothing needs the whole volume in memory."""
@@ -321,6 +307,11 @@ class _Store:
     def __init__(self, folder: str, in_memory: bool):
         self.folder = folder
         self.in_memory = in_memory
+
+    @property
+    def scratch(self) -> str | None:
+        """Where blocks exchange their margins (none needed when everything is in memory)."""
+        return None if self.in_memory else self.folder
 
     def keep(self, array: da.Array, name: str, progress):
         if self.in_memory:
