@@ -7,6 +7,8 @@ why fragments plus barcodes make tracing cheap.
 
 from __future__ import annotations
 
+import tempfile
+
 import dask
 import dask.array as da
 import numpy as np
@@ -51,10 +53,11 @@ def agglomerate(stack: da.Array, fragments, settings: DecodeSettings, book, stag
 def _fragment_means(stack: da.Array, fragments: da.Array, settings: DecodeSettings):
     """Mean normalised tag vector, size and id of every fragment (chunk-wise sums)."""
     halo = settings.smoothing_radius()
-    prepared = map_with_halo(prepare, stack, halo, stack.shape[0], settings=settings)
-    tasks = [dask.delayed(_block_sums)(f, x) for f, x in zip(fragments.to_delayed().ravel(),
-                                                            prepared.to_delayed().ravel())]
-    found = dask.compute(tasks)[0]
+    with tempfile.TemporaryDirectory(prefix="wbe-fragments-") as scratch:  # blocks' margins, when > 1 block
+        prepared = map_with_halo(prepare, stack, halo, stack.shape[0], settings=settings, scratch=scratch)
+        tasks = [dask.delayed(_block_sums)(f, x) for f, x in zip(fragments.to_delayed().ravel(),
+                                                                prepared.to_delayed().ravel())]
+        found = dask.compute(tasks)[0]
     ids = np.concatenate([f[0] for f in found])
     sums = pd.DataFrame(np.concatenate([f[1] for f in found]), index=ids).groupby(level=0).sum()
     counts = pd.Series(np.concatenate([f[2] for f in found]), index=ids).groupby(level=0).sum()
