@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -275,14 +276,13 @@ def _decode_voxels(stack, settings, method, identity, min_size, chunks, out, in_
     spatial_chunks = stack.chunks[1:]
     with tempfile.TemporaryDirectory(prefix="wbe-decode-") as tmp:
         store = _Store(tmp, in_memory)
-        decoded = map_with_halo(decode_codes, stack, halo, 1, settings=settings, method=method, dtype=np.int32,
-                                scratch=store.scratch)
-        codes = store.keep(decoded[0], "codes", stages.within(3))
+        codes = store.keep_with_halo("codes", stages.within(3), decode_codes, stack, halo, 1, settings=settings,
+                                     method=method, dtype=np.int32)[0]
         kept, _ = label_equal_values(codes, min_size=min_size, persist=store.persister("pieces"), output="values")
         kept_codes = store.keep(kept, "kept", None)  # the codes, small pieces removed
         grow = halo + settings.growth_radius()
-        filled = store.keep(map_with_halo(fill_block, stack, grow, 2, kept_codes, settings=settings,
-                                          scratch=store.scratch), "filled", stages.within(4))
+        filled = store.keep_with_halo("filled", stages.within(4), fill_block, stack, grow, 2, kept_codes,
+                                      settings=settings)
         filled_codes = filled[0].astype(np.int32)
         if identity == "code":
             labels, table = label_by_value(filled_codes, min_size=min_size, weights=filled[1])
@@ -308,17 +308,22 @@ class _Store:
         self.folder = folder
         self.in_memory = in_memory
 
-    @property
-    def scratch(self) -> str | None:
-        """Where blocks exchange their margins (none needed when everything is in memory)."""
-        return None if self.in_memory else self.folder
-
     def keep(self, array: da.Array, name: str, progress):
         if self.in_memory:
             return da.from_array(compute_with_progress(array, progress), chunks=array.chunks)
         path = os.path.join(self.folder, f"{name}.zarr")
         compute_with_progress(da.to_zarr(array, path, compute=False, overwrite=True), progress)
         return da.from_zarr(path)
+
+    def keep_with_halo(self, name: str, progress, function, stack, halo: int, *args, **kwargs):
+        """`keep` the result of `map_with_halo`; on disk, the blocks exchange their margins
+        through face files, deleted once the result is stored."""
+        if self.in_memory:
+            return self.keep(map_with_halo(function, stack, halo, *args, **kwargs), name, progress)
+        faces = os.path.join(self.folder, f"{name}-faces")
+        kept = self.keep(map_with_halo(function, stack, halo, *args, scratch=faces, **kwargs), name, progress)
+        shutil.rmtree(faces, ignore_errors=True)
+        return kept
 
     def persister(self, name: str):
         return lambda array: self.keep(array, name, None)
