@@ -41,6 +41,8 @@ class DecodeSettings:
     code_numbers: np.ndarray | None = None  # packed codes, for method "threshold"
     fill_iterations: int = 8
     border_iterations: int = 2
+    edge_share: float = 0.4  # a cell ends where its voxels hold less of its profile (0: no edge step)
+    edge_iterations: int = 2
 
     def smoothing_radius(self) -> int:
         """How far `prepare` reads around a voxel (smoothing and round shifts together)."""
@@ -49,7 +51,7 @@ class DecodeSettings:
 
     def growth_radius(self) -> int:
         """How far filling and border unmixing reach, on top of prepare's halo."""
-        return self.fill_iterations + self.border_iterations
+        return self.fill_iterations + self.border_iterations + (self.edge_iterations if self.edge_share > 0 else 0)
 
 
 def prepare(block: np.ndarray, settings: DecodeSettings, out: np.ndarray | None = None) -> np.ndarray:
@@ -172,7 +174,8 @@ def fill_block(block: np.ndarray, codes: np.ndarray, settings: DecodeSettings) -
     Voxels on the border between two cells mix both cells' tags and decode poorly; they
     are filled from the decoded cores outwards, each taking the neighbouring code that
     explains most of its intensity (projection onto the code's mean intensity profile),
-    then every border voxel is re-decided by unmixing the two adjacent cells.
+    then every border voxel is re-decided by unmixing the two adjacent cells, and each
+    cell's outer edge is put where its voxels hold less than `edge_share` of its profile.
     """
     s = settings
     x = prepare(block, s, out=scratch(block.shape, np.float32))  # never leaves this call
@@ -182,6 +185,8 @@ def fill_block(block: np.ndarray, codes: np.ndarray, settings: DecodeSettings) -
     filled = _grow_codes(np.ascontiguousarray(codes, dtype=np.int32), fg, x, profiles, s.fill_iterations)
     if s.border_iterations:
         filled = _unmix_borders(filled, fg, x, profiles, s.border_iterations)
+    if s.edge_share > 0 and s.profiles is not None:
+        filled = _settle_edges(filled, x, profiles, np.float32(s.edge_share), s.edge_iterations)
     out = np.empty((2,) + filled.shape, np.float32)
     out[0] = filled
     similarity_to_codes(x.reshape(x.shape[0], -1), filled.ravel(), np.ascontiguousarray(s.centroids, np.float32),
@@ -216,6 +221,72 @@ def _neighbour_code(codes, d, z, y, x_):
 
 
 @numba.njit(cache=True, nogil=True)
+def _share(x, profiles, code, z, y, x_):
+    """How much of `code`'s mean intensity profile voxel (z, y, x_) holds (1: as bright as
+    the cell's average, 0.5: half of it, as at the edge of a blurred cell)."""
+    dot = 0.0
+    norm = 1e-12
+    for c in range(x.shape[0]):
+        dot += x[c, z, y, x_] * profiles[code - 1, c]
+        norm += profiles[code - 1, c] * profiles[code - 1, c]
+    return dot / norm
+
+
+@numba.njit(cache=True, nogil=True)
+def _settle_edges(codes, x, profiles, min_share, iterations):
+    """Put each cell's edge where its voxels fall below `min_share` of its own profile.
+
+    One foreground threshold on raw brightness cannot: dim cells lose their surface while
+    the blur of bright ones spills into the background. Unlabelled voxels next to a cell
+    join it when they hold that share (the neighbour explaining most wins), `iterations`
+    times; then voxels on a cell's surface holding less are cleared (inside a cell a dim
+    voxel is a missing stain, not an edge)."""
+    nz, ny, nx = codes.shape
+    current = codes.copy()
+    for _ in range(iterations):
+        nxt = current.copy()
+        changed = 0
+        for z in range(nz):
+            for y in range(ny):
+                for x_ in range(nx):
+                    if current[z, y, x_] != 0:
+                        continue
+                    best_share = min_share
+                    best_code = 0
+                    last = 0
+                    for d in range(6):
+                        code = _neighbour_code(current, d, z, y, x_)
+                        if code == 0 or code == last:  # neighbours mostly share one code
+                            continue
+                        last = code
+                        share = _share(x, profiles, code, z, y, x_)
+                        if share >= min_share and (best_code == 0 or share > best_share
+                                                   or (share == best_share and code < best_code)):
+                            best_share = share
+                            best_code = code
+                    if best_code != 0:
+                        nxt[z, y, x_] = best_code
+                        changed += 1
+        current = nxt
+        if changed == 0:
+            break
+    trimmed = current.copy()
+    for z in range(nz):
+        for y in range(ny):
+            for x_ in range(nx):
+                code = current[z, y, x_]
+                if code == 0:
+                    continue
+                surface = False
+                for d in range(6):
+                    if _neighbour_code(current, d, z, y, x_) != code:
+                        surface = True
+                if surface and _share(x, profiles, code, z, y, x_) < min_share:
+                    trimmed[z, y, x_] = 0
+    return trimmed
+
+
+@numba.njit(cache=True, nogil=True)
 def _grow_codes(codes, fg, x, profiles, iterations):
     nz, ny, nx = codes.shape
     current = codes.copy()
@@ -233,12 +304,7 @@ def _grow_codes(codes, fg, x, profiles, iterations):
                         code = _neighbour_code(current, d, z, y, x_)
                         if code == 0:
                             continue
-                        dot = 0.0
-                        norm = 1e-12
-                        for c in range(x.shape[0]):
-                            dot += x[c, z, y, x_] * profiles[code - 1, c]
-                            norm += profiles[code - 1, c] * profiles[code - 1, c]
-                        score = dot / norm
+                        score = _share(x, profiles, code, z, y, x_)
                         if score > best_score or (score == best_score and code < best_code):
                             best_score = score
                             best_code = code

@@ -13,7 +13,8 @@ The steps (after Shiu-era PRISM analysis and MERlin/starfish pixel decoding):
    exact bit pattern above per-channel thresholds ("threshold"), inside a foreground mask;
    the codes' tag profiles (centroids) are refined from confidently decoded voxels;
 4. identity: each code's voxels split into connected pieces, small pieces dropped; the
-   undecoded border voxels between cells are filled from the cores by best profile match;
+   undecoded border voxels between cells are filled from the cores by best profile match,
+   and each cell ends where its voxels hold less than `edge_share` (0.4) of its own profile;
    touching pieces of one code join, so two cells sharing a code stay apart when apart.
 Every step is local or a chunk-wise reduction, so a dask volume larger than memory
 decodes chunk by chunk to exactly the labels of an in-memory run.
