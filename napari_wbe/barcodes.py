@@ -169,7 +169,7 @@ class Decoder:
 
     def with_options(self, **changes) -> Decoder:
         """The same decoder with other thresholds (foreground_threshold, min_similarity,
-        fill_iterations, min_size, identity): no relearning. The codes' tag profiles stay
+        fill_iterations, edge_share, min_size, identity): no relearning. The codes' tag profiles stay
         those measured at construction, so a changed min_similarity can differ slightly
         (well under 1% of voxels) from a decoder built with it."""
         other = copy.copy(self)
