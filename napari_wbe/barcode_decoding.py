@@ -182,7 +182,8 @@ def fill_block(block: np.ndarray, codes: np.ndarray, settings: DecodeSettings) -
     fg = x.max(axis=0) > np.float32(s.foreground_threshold)
     profiles = s.profiles if s.profiles is not None else s.centroids
     profiles = np.ascontiguousarray(profiles, dtype=np.float32)
-    filled = _grow_codes(np.ascontiguousarray(codes, dtype=np.int32), fg, x, profiles, s.fill_iterations)
+    filled = _grow_codes(np.ascontiguousarray(codes, dtype=np.int32), fg, x, profiles, s.fill_iterations,
+                         np.float32(-np.inf))  # undecoded foreground: any share
     if s.border_iterations:
         filled = _unmix_borders(filled, fg, x, profiles, s.border_iterations)
     if s.edge_share > 0 and s.profiles is not None:
@@ -238,39 +239,11 @@ def _settle_edges(codes, x, profiles, min_share, iterations):
 
     One foreground threshold on raw brightness cannot: dim cells lose their surface while
     the blur of bright ones spills into the background. Unlabelled voxels next to a cell
-    join it when they hold that share (the neighbour explaining most wins), `iterations`
-    times; then voxels on a cell's surface holding less are cleared (inside a cell a dim
-    voxel is a missing stain, not an edge)."""
-    nz, ny, nx = codes.shape
-    current = codes.copy()
-    for _ in range(iterations):
-        nxt = current.copy()
-        changed = 0
-        for z in range(nz):
-            for y in range(ny):
-                for x_ in range(nx):
-                    if current[z, y, x_] != 0:
-                        continue
-                    best_share = min_share
-                    best_code = 0
-                    last = 0
-                    for d in range(6):
-                        code = _neighbour_code(current, d, z, y, x_)
-                        if code == 0 or code == last:  # neighbours mostly share one code
-                            continue
-                        last = code
-                        share = _share(x, profiles, code, z, y, x_)
-                        if share >= min_share and (best_code == 0 or share > best_share
-                                                   or (share == best_share and code < best_code)):
-                            best_share = share
-                            best_code = code
-                    if best_code != 0:
-                        nxt[z, y, x_] = best_code
-                        changed += 1
-        current = nxt
-        if changed == 0:
-            break
+    join it when they hold that share, `iterations` times; then voxels on a cell's surface
+    holding less are cleared (inside a cell a dim voxel is a missing stain, not an edge)."""
+    current = _grow_codes(codes, np.ones(codes.shape, np.bool_), x, profiles, iterations, min_share)
     trimmed = current.copy()
+    nz, ny, nx = codes.shape
     for z in range(nz):
         for y in range(ny):
             for x_ in range(nx):
@@ -287,7 +260,9 @@ def _settle_edges(codes, x, profiles, min_share, iterations):
 
 
 @numba.njit(cache=True, nogil=True)
-def _grow_codes(codes, fg, x, profiles, iterations):
+def _grow_codes(codes, allowed, x, profiles, iterations, min_share):
+    """Unlabelled `allowed` voxels take the neighbouring code whose profile they hold most
+    of (at least `min_share`), one layer per iteration."""
     nz, ny, nx = codes.shape
     current = codes.copy()
     for _ in range(iterations):
@@ -296,17 +271,18 @@ def _grow_codes(codes, fg, x, profiles, iterations):
         for z in range(nz):
             for y in range(ny):
                 for x_ in range(nx):
-                    if current[z, y, x_] != 0 or not fg[z, y, x_]:
+                    if current[z, y, x_] != 0 or not allowed[z, y, x_]:
                         continue
-                    best_score = -2.0
+                    best_share = min_share
                     best_code = 0
                     for d in range(6):
                         code = _neighbour_code(current, d, z, y, x_)
                         if code == 0:
                             continue
-                        score = _share(x, profiles, code, z, y, x_)
-                        if score > best_score or (score == best_score and code < best_code):
-                            best_score = score
+                        share = _share(x, profiles, code, z, y, x_)
+                        if share >= min_share and (best_code == 0 or share > best_share
+                                                   or (share == best_share and code < best_code)):
+                            best_share = share
                             best_code = code
                     if best_code != 0:
                         nxt[z, y, x_] = best_code
@@ -315,7 +291,6 @@ def _grow_codes(codes, fg, x, profiles, iterations):
         if changed == 0:
             break
     return current
-
 
 
 @numba.njit(cache=True, nogil=True)
