@@ -16,7 +16,7 @@ import numpy as np
 from skimage.filters import threshold_otsu
 from skimage.registration import phase_cross_correlation
 
-from .barcode_codebook import Codebook, CodebookError, codes_from_counts, pack_bits, unpack_bits
+from .barcode_codebook import Codebook, CodebookError, codes_from_counts, pack_bits
 from .barcode_decoding import DecodeSettings, foreground, nearest_code, prepare, unit_vectors
 from .barcode_kernels import bits_above, group_sums_kernel, interior
 
@@ -28,6 +28,8 @@ LEARN_SIMILARITY = 0.8
 # Steps that need no neighbourhood (thresholds, profiles) read at most this many foreground
 # voxels, evenly strided: averages over a million voxels no longer move.
 PROFILE_VOXELS = 1_000_000
+# Learned codes whose measured profiles are this similar (cosine) are one cell's code.
+DUPLICATE_PROFILE = 0.97
 
 
 def global_levels(stack: da.Array, low_percentile: float = 50.0, high_percentile: float = 99.5):
@@ -144,6 +146,10 @@ def learn_codebook(x: np.ndarray, settings: DecodeSettings, book: Codebook | Non
     neighbours (inside a cell they agree; borders mixing two cells' tags do not); then,
     a few times over, voxels go to the most similar candidate and each candidate's code is
     re-read from the mean intensity of its interior voxels, where noise has averaged out.
+    Candidates are matched by their measured mean direction, not their bare bits: a cell
+    with one weak tag is closer to a brighter cell carrying that tag and one more than to
+    its own binary code, and would be absorbed by it.
+    The returned settings carry one unit centroid per code (the measured ones when learned).
     `within`: learn from these voxels only, as if all others were dark.
     """
     fg = foreground(x, settings.foreground_threshold)
@@ -156,21 +162,25 @@ def learn_codebook(x: np.ndarray, settings: DecodeSettings, book: Codebook | Non
         )
     levels = channel_thresholds(x, fg, thresholds)
     settings = replace(settings, thresholds=levels)
-    if book is not None:
-        return book, settings
     n_bits = x.shape[0]
     numbers = bits_above(x, levels, np.ones(fg.shape, bool) if within is None else within)
+    where = np.flatnonzero(fg)
+    x_fg = np.take(x.reshape(n_bits, -1), where, axis=1)  # (C, foreground voxels): read once
+    if book is not None:
+        order = np.argsort(pack_bits(book.codes))
+        means = np.empty((len(book), n_bits))
+        means[order] = _pattern_means(numbers, fg, pack_bits(book.codes)[order], x_fg, where)
+        unseen = ~means.any(axis=1)  # no interior voxel reads the code: start from its bits
+        means[unseen] = book.unit_vectors()[unseen]
+        return book, replace(settings, centroids=unit_rows(means))
     candidates, support = np.unique(numbers[interior(numbers, fg)], return_counts=True)
     keep = (candidates != 0) & (support >= candidate_support)
     candidates, support = candidates[keep], support[keep]
     _need_candidates(candidates, candidate_support)
-    where = np.flatnonzero(fg)
-    x_fg = np.take(x.reshape(n_bits, -1), where, axis=1)  # (C, foreground voxels): read once
+    centroids = _pattern_means(numbers, fg, candidates, x_fg, where)
     for _ in range(iterations):
-        codes = unpack_bits(candidates, n_bits).astype(np.float32)
         assigned = np.full(fg.shape, -1, np.int64)
-        index, similarity = nearest_code(x_fg, codes / np.linalg.norm(codes, axis=1, keepdims=True),
-                                         cosine=True)
+        index, similarity = nearest_code(x_fg, unit_rows(centroids), cosine=True)
         assigned.ravel()[where] = np.where(similarity >= LEARN_SIMILARITY, index, -1)
         votes = np.where(interior(assigned, assigned >= 0).ravel()[where], assigned.ravel()[where], -1)
         support = np.bincount(votes[votes >= 0], minlength=len(candidates))
@@ -179,15 +189,33 @@ def learn_codebook(x: np.ndarray, settings: DecodeSettings, book: Codebook | Non
         reread = pack_bits(sums[seen] / support[seen, None] > code_threshold)
         candidates, inverse = np.unique(reread, return_inverse=True)
         support = np.bincount(inverse, weights=support[seen]).astype(np.int64)
+        centroids = np.zeros((len(candidates), n_bits))
+        np.add.at(centroids, inverse, sums[seen])
         keep = candidates != 0
-        candidates, support = candidates[keep], support[keep]
+        candidates, support, centroids = candidates[keep], support[keep], centroids[keep]
         _need_candidates(candidates, candidate_support)
-    return codes_from_counts(candidates, support, n_bits, min_support, fold_ratio), settings
+    book = codes_from_counts(candidates, support, n_bits, min_support, fold_ratio)
+    measured = unit_rows(centroids[np.searchsorted(candidates, pack_bits(book.codes))])
+    return book, replace(settings, centroids=measured)
+
+
+def _pattern_means(numbers, fg, sorted_patterns, x_fg, where) -> np.ndarray:
+    """(patterns, C) intensity sums of the interior voxels reading exactly each pattern
+    (zero rows for patterns no interior voxel reads): where a candidate starts."""
+    read = numbers.ravel()[where]
+    index = np.minimum(np.searchsorted(sorted_patterns, read), len(sorted_patterns) - 1)
+    exact = (sorted_patterns[index] == read) & interior(numbers, fg).ravel()[where]
+    return group_sums(np.where(exact, index, -1), x_fg, len(sorted_patterns))
+
+
+def unit_rows(rows: np.ndarray) -> np.ndarray:
+    """float32 rows scaled to length 1."""
+    return (rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def learn_unexplained(x: np.ndarray, settings: DecodeSettings, book: Codebook, thresholds, min_support: int,
-                      fold_ratio: float) -> Codebook:
-    """`book` plus the codes of cells it leaves unexplained.
+                      fold_ratio: float) -> tuple[Codebook, DecodeSettings]:
+    """`book` plus the codes of cells it leaves unexplained (and their measured centroids).
 
     Small, thin cells have few interior voxels, and beside bright neighbours their bit
     patterns are muddled, so the first pass misses some of them; but their voxels stay
@@ -201,17 +229,42 @@ def learn_unexplained(x: np.ndarray, settings: DecodeSettings, book: Codebook, t
     unexplained = np.zeros_like(fg)
     unexplained.ravel()[where] = similarity < settings.min_similarity
     if unexplained.sum() < min_support:
-        return book
+        return book, settings
     try:
-        extra, _ = learn_codebook(x, settings, None, thresholds, min_support, fold_ratio, within=unexplained)
+        extra, measured = learn_codebook(x, settings, None, thresholds, min_support, fold_ratio, within=unexplained)
     except (CodebookError, ValueError):  # nothing frequent enough among them: nothing to add
-        return book
+        return book, settings
     new = ~np.isin(pack_bits(extra.codes), pack_bits(book.codes))
     if not new.any():
-        return book
+        return book, settings
     support = None if book.support is None or extra.support is None else \
         np.concatenate([book.support, extra.support[new]])
-    return Codebook(np.vstack([book.codes, extra.codes[new]]), support=support)
+    return (Codebook(np.vstack([book.codes, extra.codes[new]]), support=support),
+            replace(settings, centroids=np.vstack([settings.centroids, measured.centroids[new]])))
+
+
+def drop_duplicate_profiles(book: Codebook, settings: DecodeSettings,
+                            min_cosine: float = DUPLICATE_PROFILE) -> tuple[Codebook, DecodeSettings]:
+    """Keep one of the learned codes that measure the same tag profile.
+
+    A tag expressed near the on/off threshold in part of a cell reads as a second code one
+    bit off; its measured profile is then the cell's own (the dim tag still clearly on),
+    and the cell's voxels split between the two codes at random. Distinct cells' profiles
+    stay far apart (on the acceptance phantom the closest two are 0.88), so codes closer
+    than `min_cosine` are one: the better supported one stays.
+    """
+    similarity = settings.centroids @ settings.centroids.T
+    support = book.support if book.support is not None else np.zeros(len(book))
+    kept: list[int] = []
+    for code in np.argsort(-np.asarray(support), kind="stable"):
+        if all(similarity[code, other] < min_cosine for other in kept):
+            kept.append(int(code))
+    if len(kept) == len(book):
+        return book, settings
+    kept.sort()
+    smaller = Codebook(book.codes[kept], names=[book.names[i] for i in kept], ids=book.ids[kept],
+                       support=None if book.support is None else book.support[kept])
+    return smaller, replace(settings, centroids=settings.centroids[kept], profiles=settings.profiles[kept])
 
 
 def refine_centroids(x: np.ndarray, settings: DecodeSettings, book: Codebook, iterations: int = 2,
@@ -221,8 +274,9 @@ def refine_centroids(x: np.ndarray, settings: DecodeSettings, book: Codebook, it
 
     Tags are expressed at different levels, so a cell's intensity vector is not its binary
     code; matching against measured profiles decodes far more voxels than the bare code.
+    Starts from `settings.centroids` (one per code, as `learn_codebook` leaves them).
     """
-    centroids = book.unit_vectors()
+    centroids = settings.centroids
     flat_x = foreground_columns(x, foreground(x, settings.foreground_threshold))
     flat, _ = unit_vectors(flat_x)
     profiles = book.codes.astype(np.float32)

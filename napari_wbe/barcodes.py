@@ -37,6 +37,7 @@ from .barcode_codebook import Codebook, CodebookError, as_codebook, collision_re
 from .barcode_decoding import DecodeSettings, decode_block, decode_codes, fill_block
 from .barcode_kernels import release_scratch
 from .barcode_learning import (
+    drop_duplicate_profiles,
     global_levels,
     learn_codebook,
     learn_unexplained,
@@ -158,7 +159,10 @@ class Decoder:
         self.codebook, settings = learn_codebook(sample, settings, book, thresholds, min_support, fold_ratio)
         settings = refine_centroids(sample, settings, self.codebook)
         if book is None:  # a second look at what the learned codes leave undecoded
-            self.codebook = learn_unexplained(sample, settings, self.codebook, thresholds, min_support, fold_ratio)
+            self.codebook, settings = learn_unexplained(sample, settings, self.codebook, thresholds, min_support,
+                                                        fold_ratio)
+            settings = refine_centroids(sample, settings, self.codebook)
+            self.codebook, settings = drop_duplicate_profiles(self.codebook, settings)
             settings = refine_centroids(sample, settings, self.codebook)
         self.histograms = channel_histograms(sample)
         del sample

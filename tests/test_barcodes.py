@@ -199,7 +199,7 @@ def test_second_learning_pass_finds_a_code_the_first_left_out():
     known = Codebook(np.delete(mb.codebook, withheld, axis=0))
     decoder = barcodes.Decoder(mb.barcode_image, codebook=known)
     sample = learning_sample(decoder.stack, decoder.settings)
-    more = learn_unexplained(sample, decoder.settings, known, "mean", 200, 5.0)
+    more, _ = learn_unexplained(sample, decoder.settings, known, "mean", 200, 5.0)
     assert tuple(mb.codebook[withheld]) in {tuple(code) for code in more.codes}
     assert len(more) == len(known) + 1  # nothing else: the known cells are explained
 
@@ -248,3 +248,47 @@ def test_compiled_learning_helpers_match_numpy():
     columns = rng.random((3, 100))
     reference = np.stack([np.bincount(groups[groups >= 0], weights=row[groups >= 0], minlength=4) for row in columns], 1)
     np.testing.assert_array_equal(group_sums_kernel(groups, columns, 4), reference)
+
+
+def _two_cells_one_tag_apart(seed=0):
+    """A bright cell (tags 1 7 8 13 15, tag 13 weak) beside a small cell carrying four of
+    those tags (1 7 8 15) at quite other levels: its own bits are a subset of its neighbour's.
+    A third cell expresses every tag fully, so each channel's bright level is 1; most of the
+    volume is background."""
+    rng = np.random.default_rng(seed)
+    big, small = np.zeros(18), np.zeros(18)
+    big[[1, 7, 8, 13, 15]] = [0.73, 0.41, 0.53, 0.28, 0.36]
+    small[[1, 7, 8, 15]] = [0.29, 0.19, 0.38, 0.92]
+    truth = np.zeros((16, 64, 64), np.uint32)
+    truth[2:14, 4:40, 4:22] = 1
+    truth[2:14, 10:34, 24:34] = 2
+    truth[2:14, 46:60, 40:60] = 3
+    levels = np.stack([np.zeros(18), big, small, np.ones(18)])[truth]  # (z, y, x, c)
+    image = 100 + 1000 * np.moveaxis(levels, -1, 0) + rng.normal(0, 15, (18,) + truth.shape)
+    return np.clip(image, 0, None).astype(np.uint16), truth, big, small
+
+
+def test_a_cell_whose_tags_are_a_subset_of_its_neighbours_keeps_its_own_code():
+    image, truth, big, small = _two_cells_one_tag_apart()
+    res = barcodes.decode(image, min_support=100)
+    learned = {tuple(code) for code in res.codebook.codes}
+    assert tuple(big > 0) in learned and tuple(small > 0) in learned
+    assert adapted_rand_error(truth, res.labels)[0] < 0.05
+
+
+def test_codes_measuring_one_profile_are_one_code():
+    from dataclasses import replace
+
+    from napari_wbe.barcode_learning import drop_duplicate_profiles
+
+    mb = mini_brain(n_neurons=10, shape=(16, 48, 48), n_channels=18, seed=0)
+    decoder = barcodes.Decoder(mb.barcode_image)
+    book, settings = decoder.codebook, decoder.settings
+    # a second, rarer code whose measured profile is the first code's own
+    twin = Codebook(np.vstack([book.codes, ~book.codes[:1]]), support=np.r_[book.support, 1])
+    twin_settings = replace(settings, centroids=np.vstack([settings.centroids, settings.centroids[:1]]),
+                            profiles=np.vstack([settings.profiles, settings.profiles[:1]]))
+    kept, kept_settings = drop_duplicate_profiles(twin, twin_settings)
+    np.testing.assert_array_equal(kept.codes, book.codes)
+    np.testing.assert_array_equal(kept_settings.profiles, settings.profiles)
+    assert drop_duplicate_profiles(book, settings)[0] is book  # distinct cells' codes all stay
