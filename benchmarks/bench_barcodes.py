@@ -63,9 +63,10 @@ def acceptance() -> None:
     big = np.bincount(mb.labels.ravel(), minlength=101)[1:] >= 500
     print("acceptance: phantom 100 neurons, 48x192x192, 18 tags in 3 rounds shifted up to 3 voxels")
     print(f"{'run':34s}{'s':>6s}{'labels':>8s}{'voxels right':>14s}{'ARAND':>8s}{'codes found':>13s}")
-    for name, kwargs in [("learned codebook, connected pieces", {}), ("learned codebook, one cell per code",
-                                                                   {"identity": "code"}),
-                         ("true codebook, connected pieces", {"codebook": mb.codebook}),
+    for name, kwargs in [("learned codebook (default: auto)", {}),
+                         ("learned, one cell per piece", {"identity": "connected"}),
+                         ("learned, one cell per code", {"identity": "code"}),
+                         ("true codebook (auto)", {"codebook": mb.codebook}),
                          ("fragments (learned codebook)", {"fragments": mb.fragments})]:
         t = time.perf_counter()
         res = barcodes.decode(mb.barcode_image, **rounds, **kwargs)

@@ -179,6 +179,20 @@ def codes_from_counts(numbers: np.ndarray, counts: np.ndarray, n_bits: int, min_
 # --- collisions -----------------------------------------------------------------------
 
 
+def expected_sharers(codes: np.ndarray, n_cells: int) -> np.ndarray:
+    """Per code, how many of the other `n_cells - 1` cells are expected to draw it too.
+
+    Tags are expressed at their own rates (each tag's share of the codes); a code is drawn
+    with the product over tags of the rate (bit on) or its complement (bit off): a code of
+    many rarely expressed tags is almost surely one cell's, a one-tag code much less so.
+    """
+    codes = np.asarray(codes, bool)
+    floor = 0.5 / max(len(codes), 1)  # a tag seen in no code (or in all) is still possible
+    rate = np.clip(codes.mean(axis=0), floor, 1 - floor)
+    draw = np.where(codes, rate, 1 - rate).prod(axis=1)
+    return max(n_cells - 1, 0) * draw
+
+
 def collision_report(n_bits: int, expression_p: float, n_cells: int, found_shared: int | None = None) -> dict:
     """How many of `n_cells` random codes are expected to be shared, against what was found.
 

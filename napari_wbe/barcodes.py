@@ -12,10 +12,13 @@ The steps (after Shiu-era PRISM analysis and MERlin/starfish pixel decoding):
 3. light smoothing, then per voxel the nearest code by cosine similarity ("metric") or the
    exact bit pattern above per-channel thresholds ("threshold"), inside a foreground mask;
    the codes' tag profiles (centroids) are refined from confidently decoded voxels;
-4. identity: each code's voxels split into connected pieces, small pieces dropped; the
-   undecoded border voxels between cells are filled from the cores by best profile match,
-   and each cell ends where its voxels hold less than `edge_share` (0.4) of its own profile;
-   touching pieces of one code join, so two cells sharing a code stay apart when apart.
+4. identity: the undecoded border voxels between cells are filled from the cores by best
+   profile match, and each cell ends where its voxels hold less than `edge_share` (0.4) of
+   its own profile; each code's voxels split into connected pieces, small pieces dropped, so
+   two cells sharing a code stay apart when apart. A thin neurite loses stretches where a
+   brighter neighbour outshines it, though, so by default ("auto") the pieces of a code
+   that no other cell is likely to carry (from its tags' expression rates and the number of
+   codes) are one cell.
 Every step is local or a chunk-wise reduction, so a dask volume larger than memory
 decodes chunk by chunk to exactly the labels of an in-memory run.
 """
@@ -33,7 +36,14 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 
-from .barcode_codebook import Codebook, CodebookError, as_codebook, collision_report, pack_bits
+from .barcode_codebook import (
+    Codebook,
+    CodebookError,
+    as_codebook,
+    collision_report,
+    expected_sharers,
+    pack_bits,
+)
 from .barcode_decoding import DecodeSettings, decode_block, decode_codes, fill_block
 from .barcode_kernels import release_scratch
 from .barcode_learning import (
@@ -46,13 +56,15 @@ from .barcode_learning import (
     register_rounds,
 )
 from .chunked_halo import map_with_halo
-from .chunked_labels import label_by_value, label_equal_values
+from .chunked_labels import join_by_value, label_equal_values
 from .formats.common import compute_with_progress
 
 __all__ = ["Codebook", "CodebookError", "DecodeResult", "Decoder", "decode", "learn_codebook", "register_rounds"]
 
 METHODS = ("metric", "threshold")
-IDENTITIES = ("connected", "code")
+IDENTITIES = ("auto", "connected", "code")
+# "auto" joins the pieces of codes fewer than this many other cells are expected to carry.
+SHARED_CODE_RISK = 0.05
 # Blocks small enough for both cores to share the work, large enough for little halo.
 DEFAULT_CHUNKS = (64, 128, 128)
 
@@ -80,7 +92,7 @@ def decode(
     min_similarity: float = 0.9,
     thresholds="mean",
     min_size: int = 50,
-    identity: str = "connected",
+    identity: str = "auto",
     fragment_similarity: float = 0.5,
     fill_iterations: int = 8,
     min_support: int = 200,
@@ -105,7 +117,9 @@ def decode(
     identity: "connected": a code's voxels form one cell per connected piece, so two cells
         sharing a code stay apart; "code": one cell per code wherever its pieces lie (right
         when codes are unique, see `report["expected_cells_sharing_a_code"]`; bridges the
-        gaps where a thin neurite crossing a thicker one was not decoded).
+        gaps where a thin neurite crossing a thicker one was not decoded); "auto": "code"
+        for the codes fewer than 0.05 other cells are expected to carry (from the tags'
+        expression rates over the codebook and its size), "connected" for the rest.
     min_support, fold_ratio: learning: voxels a code needs; one-bit-off codes this much rarer fold in.
     fragments: an over-segmentation to agglomerate by barcode instead of decoding voxels.
     fragment_similarity: the similarity a fragment's mean tag vector needs to take a code
@@ -128,7 +142,7 @@ class Decoder:
 
     def __init__(self, image, channel_axis=0, codebook=None, method="metric", *, reference=None,
                  reference_channels=None, round_of_channel=None, sigma=0.5, foreground_threshold=0.25,
-                 min_similarity=0.9, thresholds="mean", min_size=50, identity="connected",
+                 min_similarity=0.9, thresholds="mean", min_size=50, identity="auto",
                  fragment_similarity=0.5, fill_iterations=8, min_support=200, fold_ratio=5.0, progress=None):
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, not {method!r}.")
@@ -208,7 +222,7 @@ class Decoder:
                                   else (compute_with_progress(labels), None))
         else:
             in_memory = out is None or not self.is_dask
-            labels, confidence, table = _decode_voxels(self.stack, self.settings, self.method, self.identity,
+            labels, confidence, table = _decode_voxels(self.stack, self.settings, self.method, self._joined_codes(),
                                                        self.min_size, chunks, out, in_memory, stages)
         book = self.codebook
         table = _describe(table, book, self.stack.shape[1:])
@@ -216,10 +230,19 @@ class Decoder:
         report = collision_report(book.n_bits, float(book.codes.mean()), len(book),
                                   found_shared=int((coded.value_counts() > 1).sum()))
         shifts = self.settings.shifts
+        report |= {"codes_joined_across_pieces": int((table["n_pieces"] > 1).sum())} if "n_pieces" in table else {}
         report |= {"n_labels": len(table), "n_codes": len(book),
                    "shifts": None if shifts is None else shifts.tolist()}
         stages.done(6)
         return DecodeResult(labels, table, book, confidence, report)
+
+    def _joined_codes(self) -> np.ndarray:
+        """Code indexes (1-based) whose connected pieces are one cell, by `identity`."""
+        if self.identity == "connected":
+            return np.zeros(0, np.int64)
+        if self.identity == "code":
+            return np.arange(1, len(self.codebook) + 1)
+        return np.flatnonzero(expected_sharers(self.codebook.codes, len(self.codebook)) < SHARED_CODE_RISK) + 1
 
 
 def channel_histograms(x: np.ndarray, bins: int = 64, top: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
@@ -275,7 +298,7 @@ def _chunked(stack: da.Array, chunks) -> da.Array:
     return stack.rechunk((stack.shape[0],) + tuple(min(c, s) for c, s in zip(chunks, spatial)))
 
 
-def _decode_voxels(stack, settings, method, identity, min_size, chunks, out, in_memory, stages):
+def _decode_voxels(stack, settings, method, joined_codes, min_size, chunks, out, in_memory, stages):
     stack = _chunked(stack, chunks)
     halo = settings.smoothing_radius()
     spatial_chunks = stack.chunks[1:]
@@ -289,11 +312,9 @@ def _decode_voxels(stack, settings, method, identity, min_size, chunks, out, in_
         filled = store.keep_with_halo("filled", stages.within(4), fill_block, stack, grow, 2, kept_codes,
                                       settings=settings)
         filled_codes = filled[0].astype(np.int32)
-        if identity == "code":
-            labels, table = label_by_value(filled_codes, min_size=min_size, weights=filled[1])
-        else:
-            labels, table = label_equal_values(filled_codes, min_size=min_size, persist=store.persister("final"),
-                                               weights=filled[1])
+        labels, table = label_equal_values(filled_codes, min_size=min_size, persist=store.persister("final"),
+                                           weights=filled[1])
+        labels, table = join_by_value(labels, table, joined_codes)
         table["mean_confidence"] = table.pop("weight_sum") / table["size"]
         labels = labels if isinstance(labels, da.Array) else da.from_array(labels, chunks=spatial_chunks)
         confidence = da.where(labels > 0, filled[1], np.float32(0)).astype(np.float32)
@@ -348,6 +369,8 @@ def _describe(table: pd.DataFrame, book: Codebook, shape: tuple[int, ...]) -> pd
     })
     if "mean_confidence" in table:
         out["mean_confidence"] = table["mean_confidence"].to_numpy()
+    if "n_pieces" in table:  # connected pieces of the code that are this cell (see `identity`)
+        out["n_pieces"] = table["n_pieces"].astype(np.int64).to_numpy()
     inside = np.unravel_index(table["first_index"].astype(np.int64).to_numpy(), shape)
     for axis, coordinate in zip("zyx", inside):
         out[axis] = coordinate.astype(np.int64)

@@ -298,6 +298,24 @@ def _components(stats: list, pairs: list, min_size: int) -> tuple[pd.DataFrame, 
     return local.loc[local["label"] > 0, ["local", "label", "value"]], table.reset_index(drop=True)
 
 
+def join_by_value(labels, table: pd.DataFrame, values) -> tuple[object, pd.DataFrame]:
+    """The regions (from `label_equal_values`) whose value is in `values` become one label
+    per value; the rest stay as they are. Same table columns plus n_pieces, renumbered 1..N
+    by first voxel, so the result stays independent of the chunking."""
+    joined = table["value"].isin(np.asarray(values))
+    group = np.where(joined, -table["value"].to_numpy(np.int64), table["label"].to_numpy(np.int64))
+    sums = {"weight_sum": ("weight_sum", "sum")} if "weight_sum" in table else {}
+    merged = table.assign(group=group).groupby("group").agg(
+        size=("size", "sum"), value=("value", "first"), first_index=("first_index", "min"),
+        n_pieces=("label", "size"), **sums)
+    merged = merged.sort_values("first_index", kind="stable")
+    merged.insert(0, "label", np.arange(1, len(merged) + 1, dtype=np.int64))
+    new = pd.Series(group).map(merged["label"]).to_numpy(np.int64)
+    old = table["label"].to_numpy(np.int64)
+    order = np.argsort(old)
+    return relabel(labels, old[order], new[order]), merged.reset_index(drop=True)
+
+
 def relabel(labels, keys: np.ndarray, new_values: np.ndarray, dtype=None):
     """Map labels through keys -> new_values (keys sorted); anything else becomes 0."""
     keys = np.asarray(keys, dtype=np.int64)
@@ -378,22 +396,3 @@ def _block_sums(labels: np.ndarray, values: np.ndarray):
         counts = np.bincount(inverse, minlength=len(ids))
     keep = ids != 0
     return ids[keep].astype(np.int64), sums[keep], counts[keep]
-
-
-def label_by_value(values, min_size: int = 1, weights=None):
-    """One label per distinct non-zero value, wherever its voxels lie (same table and
-    canonical numbering as `label_equal_values`, without the connectivity)."""
-    was_numpy = not isinstance(values, da.Array)
-    values = as_dask(values)
-    stats = dask.compute(_stats_tasks(values, values))[0]
-    table = pd.DataFrame({"value": np.concatenate([s[0] for s in stats]), "size": np.concatenate([s[1] for s in stats]),
-                          "first_index": np.concatenate([s[3] for s in stats])})
-    table = table.groupby("value").agg(size=("size", "sum"), first_index=("first_index", "min")).reset_index()
-    if weights is not None:
-        table["weight_sum"] = _sums_by_label(values, weights).reindex(table["value"], fill_value=0).to_numpy()
-    table = table[table["size"] >= min_size].sort_values("first_index", kind="stable")
-    table.insert(0, "label", np.arange(1, len(table) + 1, dtype=np.int64))
-    order = np.argsort(table["value"].to_numpy())
-    labels = relabel(values, table["value"].to_numpy()[order], table["label"].to_numpy()[order])
-    table = table[["label", "size", "value", "first_index"] + (["weight_sum"] if weights is not None else [])]
-    return (labels.compute() if was_numpy else labels), table.reset_index(drop=True)

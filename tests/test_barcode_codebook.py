@@ -12,6 +12,7 @@ from napari_wbe.barcode_codebook import (
     CodebookError,
     codes_from_counts,
     collision_report,
+    expected_sharers,
     pack_bits,
     read_codebook,
     unpack_bits,
@@ -83,3 +84,14 @@ def test_collision_statistics():
     assert report["expected_colliding_pairs"] == pytest.approx(0.5)
     big = collision_report(n_bits=18, expression_p=0.35, n_cells=100_000)
     assert big["expected_cells_sharing_a_code"] > 50  # a whole brain needs more tags
+
+
+def test_expected_sharers_of_each_code():
+    rng = np.random.default_rng(0)
+    codes = rng.random((100, 18)) < 0.35
+    codes[0] = False
+    codes[0, np.argmax(codes.mean(axis=0))] = True  # one tag, the most common one
+    sharers = expected_sharers(codes, 100)
+    assert sharers[0] > 20 * np.median(sharers)  # a one-tag code is far likelier to recur
+    assert np.median(sharers) < 0.01  # a typical code among 100 cells: almost surely unique
+    np.testing.assert_allclose(expected_sharers(codes, 10_000), sharers * 9999 / 99)

@@ -39,7 +39,7 @@ def test_decoding_with_the_true_codebook(mb, decoded):
     assert decoded.labels.dtype == np.uint32 and decoded.labels.shape == mb.labels.shape
     assert voxels_right(decoded.labels, mb.labels) > 0.93
     assert list(decoded.table.columns) == ["label", "barcode", "code_index", "name", "n_voxels", "mean_confidence",
-                                           "z", "y", "x"]
+                                           "n_pieces", "z", "y", "x"]
     inside = decoded.table[["z", "y", "x"]].to_numpy()
     assert (decoded.labels[tuple(inside.T)] == decoded.table["label"].to_numpy()).all()
     assert decoded.table["label"].tolist() == list(range(1, len(decoded.table) + 1))
@@ -292,3 +292,18 @@ def test_codes_measuring_one_profile_are_one_code():
     np.testing.assert_array_equal(kept.codes, book.codes)
     np.testing.assert_array_equal(kept_settings.profiles, settings.profiles)
     assert drop_duplicate_profiles(book, settings)[0] is book  # distinct cells' codes all stay
+
+
+def test_auto_identity_joins_the_pieces_of_codes_unlikely_to_be_shared(mb, decoded):
+    from napari_wbe.barcode_codebook import expected_sharers
+
+    pieces = barcodes.decode(mb.barcode_image, codebook=mb.codebook, identity="connected")
+    unshared = expected_sharers(decoded.codebook.codes, len(decoded.codebook)) < barcodes.SHARED_CODE_RISK
+    assert unshared.any() and not unshared.all()  # this codebook has both kinds
+    joined = decoded.table.set_index("code_index")
+    for code, n_pieces in pieces.table["code_index"].value_counts().items():
+        if unshared[code - 1]:  # one cell, however many pieces
+            assert joined.loc[[code], "n_pieces"].tolist() == [n_pieces]
+        else:  # its pieces stay cells of their own
+            assert joined.loc[[code], "n_pieces"].tolist() == [1] * n_pieces
+    assert decoded.report["codes_joined_across_pieces"] == (joined["n_pieces"] > 1).sum() > 0

@@ -8,7 +8,7 @@ import pytest
 from scipy import ndimage as ndi
 from skimage.measure import label
 
-from napari_wbe.chunked_labels import label_equal_values, label_means, touching_pairs
+from napari_wbe.chunked_labels import join_by_value, label_equal_values, label_means, touching_pairs
 
 
 def blobs(seed: int, shape=(30, 50, 60), n_values=4) -> np.ndarray:
@@ -72,3 +72,22 @@ def test_neighbouring_values_that_differ_in_every_voxel():
     parts, parts_table = label_equal_values(da.from_array(values, chunks=(2, 3, 4)))
     np.testing.assert_array_equal(parts.compute(), labels)
     assert parts_table.equals(table)
+
+
+@pytest.mark.parametrize("chunks", [(7, 11, 13), (16, 50, 20)])
+def test_joining_the_regions_of_some_values(chunks):
+    values = blobs(3)
+    pieces, table = label_equal_values(values, min_size=4)
+    joined, joined_table = join_by_value(pieces, table, [2])
+    # value 2: one label wherever its pieces lie; values 1 and 3: their pieces as before
+    assert len(np.unique(joined[(values == 2) & (pieces > 0)])) == 1 and joined_table["n_pieces"].max() == (table["value"] == 2).sum()
+    for value in (1, 3):
+        inside = (values == value) & (pieces > 0)
+        assert len(np.unique(joined[inside])) == len(np.unique(pieces[inside]))
+    assert joined_table["size"].sum() == table["size"].sum()
+    assert joined_table["label"].tolist() == list(range(1, len(joined_table) + 1))
+    assert joined_table["first_index"].is_monotonic_increasing  # numbered in scan order
+    lazy, lazy_table = label_equal_values(da.from_array(values, chunks=chunks), min_size=4)
+    lazy, lazy_table = join_by_value(lazy, lazy_table, [2])
+    np.testing.assert_array_equal(lazy.compute(), joined)
+    assert lazy_table.equals(joined_table)

@@ -76,9 +76,12 @@ class BarcodeWidget(JobHost, Container):
                                       step=0.01, tooltip="Cosine similarity to its code a voxel needs to be decoded")
         self.min_size = SpinBox(label="Min size", value=DEFAULTS["min_size"], min=0, max=10_000_000,
                                 tooltip="Pieces smaller than this (voxels) are dropped")
-        self.identity = ComboBox(label="Cells", choices=[("one per connected piece of a code", "connected"),
+        self.identity = ComboBox(label="Cells", choices=[("one per code unlikely to be shared", "auto"),
+                                                         ("one per connected piece of a code", "connected"),
                                                          ("one per code", "code")], value=DEFAULTS["identity"],
-                                 tooltip="'one per code' joins all pieces of a code: right when codes are unique")
+                                 tooltip="'one per code' joins all pieces of a code: right when codes are unique; "
+                                         "'unlikely to be shared' does so for codes no other cell is expected to "
+                                         "carry, and keeps the pieces of common codes apart")
         self.decode_button = PushButton(text="Decode volume")
         self.cancel = PushButton(text="Cancel", enabled=False)
         self.status = StatusArea()
