@@ -273,9 +273,13 @@ class BarcodeWidget(JobHost, Container):
             self._viewer.layers[PREVIEW].visible = False
         self._viewer.layers.selection.active = self._viewer.layers[LABELS]
         report = result.report
-        shared = report.get("found_codes_on_several_separate_cells")
+        notes = []
+        if report.get("found_codes_on_several_separate_cells") is not None:
+            notes.append(f"{report['found_codes_on_several_separate_cells']} codes on several separate cells")
+        if report.get("codes_joined_across_pieces"):
+            notes.append(f"{report['codes_joined_across_pieces']} joined from pieces")
         self.status.done(f"Decoded {len(result.table)} labels from {len(result.codebook)} codes"
-                         + ("." if shared is None else f" ({shared} codes on several separate cells)."))
+                         + (f" ({'; '.join(notes)})." if notes else "."))
 
     def busy_buttons(self) -> list:
         return [self.prepare_button, self.decode_button]
