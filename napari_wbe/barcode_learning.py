@@ -28,6 +28,10 @@ LEARN_SIMILARITY = 0.8
 # Steps that need no neighbourhood (thresholds, profiles) read at most this many foreground
 # voxels, evenly strided: averages over a million voxels no longer move.
 PROFILE_VOXELS = 1_000_000
+# The first learning pass reads codes from voxels whose brightest tag is above this (or the
+# decoding threshold, if higher). A lower decoding threshold (the default 0.12) reaches dim
+# cells, whose codes the second pass learns; reading all codes that low blurs weak tags' bits.
+LEARN_FOREGROUND = 0.25
 # Learned codes whose measured profiles are this similar (cosine) are one cell's code.
 DUPLICATE_PROFILE = 0.97
 
@@ -167,9 +171,10 @@ def learn_codebook(x: np.ndarray, settings: DecodeSettings, book: Codebook | Non
     where = np.flatnonzero(fg)
     x_fg = np.take(x.reshape(n_bits, -1), where, axis=1)  # (C, foreground voxels): read once
     if book is not None:
-        order = np.argsort(pack_bits(book.codes))
+        patterns = pack_bits(book.codes)
+        order = np.argsort(patterns)
         means = np.empty((len(book), n_bits))
-        means[order] = _pattern_means(numbers, fg, pack_bits(book.codes)[order], x_fg, where)
+        means[order] = _pattern_means(numbers, fg, patterns[order], x_fg, where)
         unseen = ~means.any(axis=1)  # no interior voxel reads the code: start from its bits
         means[unseen] = book.unit_vectors()[unseen]
         return book, replace(settings, centroids=unit_rows(means))

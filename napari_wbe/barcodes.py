@@ -47,6 +47,7 @@ from .barcode_codebook import (
 from .barcode_decoding import DecodeSettings, decode_block, decode_codes, fill_block
 from .barcode_kernels import release_scratch
 from .barcode_learning import (
+    LEARN_FOREGROUND,
     drop_duplicate_profiles,
     global_levels,
     learn_codebook,
@@ -88,7 +89,7 @@ def decode(
     reference_channels=None,
     round_of_channel=None,
     sigma: float = 0.5,
-    foreground_threshold: float = 0.25,
+    foreground_threshold: float = 0.12,
     min_similarity: float = 0.9,
     thresholds="mean",
     min_size: int = 50,
@@ -110,7 +111,8 @@ def decode(
     reference / reference_channels + round_of_channel: round registration, from a separate
         (rounds, z, y, x) reference stack or from channels of `image` (removed before decoding).
     sigma: smoothing in voxels before decoding.
-    foreground_threshold: on normalised intensity (0 = a tag's off level, 1 = bright).
+    foreground_threshold: a voxel is decoded where its brightest tag exceeds this (normalised:
+        0 = a tag's off level, 1 = bright); codes are first learned above max(this, 0.25).
     min_similarity: cosine similarity to a code for a voxel to count as decoded.
     thresholds: "mean", "otsu" or per-channel values: bits for method="threshold" and learning.
     min_size: pieces smaller than this (voxels) are dropped.
@@ -141,7 +143,7 @@ class Decoder:
     that a widget can preview slices as thresholds move and then run the whole volume."""
 
     def __init__(self, image, channel_axis=0, codebook=None, method="metric", *, reference=None,
-                 reference_channels=None, round_of_channel=None, sigma=0.5, foreground_threshold=0.25,
+                 reference_channels=None, round_of_channel=None, sigma=0.5, foreground_threshold=0.12,
                  min_similarity=0.9, thresholds="mean", min_size=50, identity="auto",
                  fragment_similarity=0.5, fill_iterations=8, min_support=200, fold_ratio=5.0, progress=None):
         if method not in METHODS:
@@ -170,7 +172,11 @@ class Decoder:
                                   fill_iterations=int(fill_iterations))
         stages.done(1)
         sample = learning_sample(self.stack, settings)
-        self.codebook, settings = learn_codebook(sample, settings, book, thresholds, min_support, fold_ratio)
+        # Codes are read where cells are clearly bright (the cleanest bit patterns); dim cells
+        # are then found among the voxels above the decoding threshold that those leave unexplained.
+        bright = replace(settings, foreground_threshold=max(settings.foreground_threshold, LEARN_FOREGROUND))
+        self.codebook, learned = learn_codebook(sample, bright, book, thresholds, min_support, fold_ratio)
+        settings = replace(learned, foreground_threshold=settings.foreground_threshold)
         settings = refine_centroids(sample, settings, self.codebook)
         if book is None:  # a second look at what the learned codes leave undecoded
             self.codebook, settings = learn_unexplained(sample, settings, self.codebook, thresholds, min_support,
@@ -230,7 +236,8 @@ class Decoder:
         report = collision_report(book.n_bits, float(book.codes.mean()), len(book),
                                   found_shared=int((coded.value_counts() > 1).sum()))
         shifts = self.settings.shifts
-        report |= {"codes_joined_across_pieces": int((table["n_pieces"] > 1).sum())} if "n_pieces" in table else {}
+        if "n_pieces" in table:
+            report["codes_joined_across_pieces"] = int((table["n_pieces"] > 1).sum())
         report |= {"n_labels": len(table), "n_codes": len(book),
                    "shifts": None if shifts is None else shifts.tolist()}
         stages.done(6)

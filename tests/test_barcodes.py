@@ -60,15 +60,16 @@ def test_learned_codebook_finds_the_cells(mb):
 
 
 def test_cell_edges_follow_each_cells_own_profile(mb, decoded):
-    """A global brightness threshold lets bright cells spill into the background; edges set
-    at a share of each cell's own profile keep fewer background voxels, and no fewer right."""
+    """A global brightness threshold low enough for dim cells lets bright cells spill far into
+    the background; edges set at a share of each cell's own profile keep less than half of
+    that, at a cost of well under 1% of the voxels right."""
     decoder = barcodes.Decoder(mb.barcode_image, codebook=mb.codebook)
     assert decoder.settings.edge_share == 0.4
     threshold_only = decoder.with_options(edge_share=0.0).run()
     background = mb.labels == 0
     spill = (threshold_only.labels[background] > 0).mean()
-    assert (decoded.labels[background] > 0).mean() < 0.9 * spill
-    assert voxels_right(decoded.labels, mb.labels) >= voxels_right(threshold_only.labels, mb.labels)
+    assert (decoded.labels[background] > 0).mean() < 0.5 * spill
+    assert voxels_right(decoded.labels, mb.labels) > voxels_right(threshold_only.labels, mb.labels) - 0.005
 
 
 def test_chunked_run_equals_in_memory_run(mb, decoded, tmp_path):
