@@ -2,7 +2,7 @@
 dask.distributed LocalCluster.
 
 The phantom is the default mini brain (48 x 192 x 192, 40 neurons, 18 tags) imaged with
-three times the default noise, decoded with fragment_similarity=0.7: a fragment whose
+three times the default noise, decoded with fragment_similarity=0.8: a fragment whose
 mean tag vector is not clearly one code stays undecoded, a split the merge queue can
 repair, instead of joining a neighbour's code, a false merge it cannot (at the default
 0.5 this noise leaves VI_merge 0.22 and the rates stop improving at r = 0.82).
@@ -30,7 +30,7 @@ from napari_wbe.pipeline_truth import faithfulness, poisson_events, segment_even
 DECISIONS = (0, 10, 30, 100, None)  # None: until the queue has nothing left to ask
 DURATION_MS = 1000.0
 PARAMS = ModelParams(w_syn=1.0, f_poi=250 * 0.275 / 1.0)
-DECODE = {"fragment_similarity": 0.7}
+DECODE = {"fragment_similarity": 0.8}
 COMPARED_AT = 30  # decisions of the run repeated on the LocalCluster
 
 
