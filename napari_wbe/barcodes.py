@@ -26,9 +26,6 @@ decodes chunk by chunk to exactly the labels of an in-memory run.
 from __future__ import annotations
 
 import copy
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -44,8 +41,7 @@ from .barcode_codebook import (
     expected_sharers,
     pack_bits,
 )
-from .barcode_decoding import DecodeSettings, decode_block, decode_codes, fill_block
-from .barcode_kernels import release_scratch
+from .barcode_decoding import DecodeSettings, decode_block
 from .barcode_learning import (
     LEARN_FOREGROUND,
     drop_duplicate_profiles,
@@ -56,8 +52,7 @@ from .barcode_learning import (
     refine_centroids,
     register_rounds,
 )
-from .chunked_halo import map_with_halo
-from .chunked_labels import join_by_value, label_equal_values
+from .barcode_volume import decode_voxels, write_results
 from .formats.common import compute_with_progress
 
 __all__ = ["Codebook", "CodebookError", "DecodeResult", "Decoder", "decode", "learn_codebook", "register_rounds"]
@@ -66,8 +61,6 @@ METHODS = ("metric", "threshold")
 IDENTITIES = ("auto", "connected", "code")
 # "auto" joins the pieces of codes fewer than this many other cells are expected to carry.
 SHARED_CODE_RISK = 0.05
-# Blocks small enough for both cores to share the work, large enough for little halo.
-DEFAULT_CHUNKS = (64, 128, 128)
 
 
 @dataclass
@@ -224,11 +217,11 @@ class Decoder:
 
             settings = replace(self.settings, min_similarity=self.fragment_similarity)
             labels, table = agglomerate(self.stack, fragments, settings, self.codebook, stages)
-            labels, confidence = (_write_results(labels, None, out, None) if out is not None
+            labels, confidence = (write_results(labels, None, out, None) if out is not None
                                   else (compute_with_progress(labels), None))
         else:
             in_memory = out is None or not self.is_dask
-            labels, confidence, table = _decode_voxels(self.stack, self.settings, self.method, self._joined_codes(),
+            labels, confidence, table = decode_voxels(self.stack, self.settings, self.method, self._joined_codes(),
                                                        self.min_size, chunks, out, in_memory, stages)
         book = self.codebook
         table = _describe(table, book, self.stack.shape[1:])
@@ -299,69 +292,6 @@ def _channels(image, channel_axis, reference, reference_channels, round_of_chann
     return stack, reference, round_of_channel
 
 
-def _chunked(stack: da.Array, chunks) -> da.Array:
-    spatial = stack.shape[1:]
-    chunks = DEFAULT_CHUNKS if chunks is None else chunks
-    return stack.rechunk((stack.shape[0],) + tuple(min(c, s) for c, s in zip(chunks, spatial)))
-
-
-def _decode_voxels(stack, settings, method, joined_codes, min_size, chunks, out, in_memory, stages):
-    stack = _chunked(stack, chunks)
-    halo = settings.smoothing_radius()
-    spatial_chunks = stack.chunks[1:]
-    with tempfile.TemporaryDirectory(prefix="wbe-decode-") as tmp:
-        store = _Store(tmp, in_memory)
-        codes = store.keep_with_halo("codes", stages.within(3), decode_codes, stack, halo, 1, settings=settings,
-                                     method=method, dtype=np.int32)[0]
-        kept, _ = label_equal_values(codes, min_size=min_size, persist=store.persister("pieces"), output="values")
-        kept_codes = store.keep(kept, "kept", None)  # the codes, small pieces removed
-        grow = halo + settings.growth_radius()
-        filled = store.keep_with_halo("filled", stages.within(4), fill_block, stack, grow, 2, kept_codes,
-                                      settings=settings)
-        filled_codes = filled[0].astype(np.int32)
-        labels, table = label_equal_values(filled_codes, min_size=min_size, persist=store.persister("final"),
-                                           weights=filled[1])
-        labels, table = join_by_value(labels, table, joined_codes)
-        table["mean_confidence"] = table.pop("weight_sum") / table["size"]
-        labels = labels if isinstance(labels, da.Array) else da.from_array(labels, chunks=spatial_chunks)
-        confidence = da.where(labels > 0, filled[1], np.float32(0)).astype(np.float32)
-        if out is not None:
-            labels, confidence = _write_results(labels, confidence, out, stages.within(5))
-        else:
-            labels, confidence = compute_with_progress((labels, confidence), stages.within(5))
-    release_scratch()
-    return labels, confidence, table
-
-
-class _Store:
-    """Intermediate volumes: in memory, or in a temporary zarr when the input is a dask
-    volume whose labels go to disk (`out`), so nothing needs the whole volume in memory."""
-
-    def __init__(self, folder: str, in_memory: bool):
-        self.folder = folder
-        self.in_memory = in_memory
-
-    def keep(self, array: da.Array, name: str, progress):
-        if self.in_memory:
-            return da.from_array(compute_with_progress(array, progress), chunks=array.chunks)
-        path = os.path.join(self.folder, f"{name}.zarr")
-        compute_with_progress(da.to_zarr(array, path, compute=False, overwrite=True), progress)
-        return da.from_zarr(path)
-
-    def keep_with_halo(self, name: str, progress, function, stack, halo: int, *args, **kwargs):
-        """`keep` the result of `map_with_halo`; on disk, the blocks exchange their margins
-        through face files, deleted once the result is stored."""
-        if self.in_memory:
-            return self.keep(map_with_halo(function, stack, halo, *args, **kwargs), name, progress)
-        faces = os.path.join(self.folder, f"{name}-faces")
-        kept = self.keep(map_with_halo(function, stack, halo, *args, scratch=faces, **kwargs), name, progress)
-        shutil.rmtree(faces, ignore_errors=True)
-        return kept
-
-    def persister(self, name: str):
-        return lambda array: self.keep(array, name, None)
-
-
 def _describe(table: pd.DataFrame, book: Codebook, shape: tuple[int, ...]) -> pd.DataFrame:
     """label, barcode (bits), code_index (1-based), name, n_voxels, mean_confidence, and
     z, y, x of a voxel inside the cell (its first in scan order: to jump to it)."""
@@ -382,30 +312,6 @@ def _describe(table: pd.DataFrame, book: Codebook, shape: tuple[int, ...]) -> pd
     for axis, coordinate in zip("zyx", inside):
         out[axis] = coordinate.astype(np.int64)
     return out
-
-
-def _write_results(labels: da.Array, confidence: da.Array, out, progress):
-    """Labels to `out`, confidence beside it (OME-Zarr, atomic), then opened lazily."""
-    from .volumes import open_volume, save_volume
-
-    out = os.fspath(out)
-    confidence_path = _confidence_path(out)
-    for path in (out, confidence_path):
-        if os.path.exists(path):
-            raise FileExistsError(f"{path} already exists; choose a new output folder (nothing is overwritten).")
-    save_volume(labels, out, kind="labels", progress=progress)
-    if confidence is None:
-        return open_volume(out).levels[0], None
-    save_volume(confidence, confidence_path, kind="em")
-    return open_volume(out).levels[0], open_volume(confidence_path).levels[0]
-
-
-def _confidence_path(out: str) -> str:
-    stem = out.rstrip("/")
-    for suffix in (".ome.zarr", ".zarr"):
-        if stem.endswith(suffix):
-            return stem[: -len(suffix)] + "-confidence" + suffix
-    return stem + "-confidence.ome.zarr"
 
 
 class _Stages:

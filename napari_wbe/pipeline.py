@@ -68,6 +68,7 @@ import numpy as np
 import pandas as pd
 
 from . import barcodes, emulation
+from .barcode_volume import DEFAULT_CHUNKS
 from .connectome_build import from_segmentation
 from .pipeline_proofread import ProofreadResult, answer_queue, merge_with_log, relabel_segments
 from .proofreading_contacts import contact_table
@@ -75,7 +76,6 @@ from .proofreading_contacts import contact_table
 __all__ = ["STAGES", "Pipeline", "PipelineError", "PipelineResult", "ProofreadResult", "run_pipeline"]
 
 STAGES = ("decode", "agglomerate", "proofread", "connectome", "simulate")
-DEFAULT_CHUNKS = barcodes.DEFAULT_CHUNKS
 # What each stage leaves on the pipeline; the first missing one names the step to run.
 _OUTPUT = {"decode": "decoder", "agglomerate": "segmentation", "proofread": "proofread_result",
            "connectome": "cx", "simulate": "simulation"}
