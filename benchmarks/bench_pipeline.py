@@ -4,8 +4,8 @@
     python benchmarks/bench_pipeline.py --cluster 2              # on a LocalCluster of 2 worker threads
     python benchmarks/bench_pipeline.py --shape 48 192 192 --neurons 40 --decisions 100
 
-The phantom is made as in tests/test_pipeline.py (3x the default imaging noise, decoded
-with fragment_similarity=0.8), then Pipeline runs decode -> agglomerate -> proofread (the
+The phantom is made as in tests/test_pipeline.py (but 3x the default imaging noise; decoded
+with fragment_similarity=0.9), then Pipeline runs decode -> agglomerate -> proofread (the
 merge queue answered from the truth, by default until it is empty) -> connectome ->
 simulate (the T1 cells at 200 Hz, 1 s). Printed per stage: wall seconds, the peak resident
 memory (RSS, sampled every 20 ms by a thread) while it ran, and that peak above the RSS
@@ -100,7 +100,7 @@ def main() -> None:
             peaks[stage] = sampler.peak
             return out
 
-        timed("decode", lambda: pipeline.decode(fragment_similarity=0.8))
+        timed("decode", lambda: pipeline.decode(fragment_similarity=0.9))
         timed("agglomerate", pipeline.agglomerate)
         proofread = timed("proofread", lambda: pipeline.proofread(args.decisions, truth=mb.labels))
         cx = timed("connectome", pipeline.connectome)

@@ -30,9 +30,13 @@ def agglomerate(stack: da.Array, fragments, settings: DecodeSettings, book, stag
     stack = stack.rechunk((stack.shape[0],) + fragments.chunks)
     means, sizes, ids = _fragment_means(stack, fragments, settings)
     stages.done(3)
-    index, similarity = nearest_code(means.T[:, :, None, None], settings.centroids)
+    # As for voxels: the code of the nearest direction (cosine), if the fragment is bright
+    # enough to carry one. (A plain dot product with the unit centroid mixed the two up: a
+    # dim cell's fragments fell below the similarity however well they matched.)
+    index, similarity = nearest_code(means.T[:, :, None, None], settings.centroids, cosine=True)
     index, similarity = index.ravel(), similarity.ravel()
-    code = np.where(similarity >= settings.min_similarity, index + 1, 0)
+    bright = means.max(axis=1) > settings.foreground_threshold
+    code = np.where((similarity >= settings.min_similarity) & bright, index + 1, 0)
     pairs = touching_pairs(fragments)
     stages.done(4)
     groups = _join_same_code(ids, code, pairs)

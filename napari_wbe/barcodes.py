@@ -117,8 +117,9 @@ def decode(
         expression rates over the codebook and its size), "connected" for the rest.
     min_support, fold_ratio: learning: voxels a code needs; one-bit-off codes this much rarer fold in.
     fragments: an over-segmentation to agglomerate by barcode instead of decoding voxels.
-    fragment_similarity: the similarity a fragment's mean tag vector needs to take a code
-        (lower than min_similarity: a fragment's mean has averaged its voxels' noise away).
+    fragment_similarity: cosine similarity a fragment's mean tag vector needs to take a code
+        (its brightest tag must also exceed foreground_threshold). Raise it for noisy data: an
+        undecoded fragment is a split the merge queue repairs, a wrong code a merge it cannot.
     chunks: spatial block shape (default 64 x 128 x 128); the result does not depend on it.
     out: a folder to write the labels to as OME-Zarr (atomically), for volumes beyond memory.
     """
