@@ -14,6 +14,8 @@ Queues compared:
 - ranked: the "merge?" rows of one `suspects(fragments, image=em)` pass, in their order;
 - re-ranked: `MergeQueue`, which re-scores a merged segment's contacts after every merge,
   with fixed weights, and learning from the answers (its default);
+- +membranes: the same, also learning what a membrane looks like in this cube from the
+  answers (`face_sample` of the fragments and EM, the widget's queue when it has an image);
 - random: the same rows as "ranked", shuffled (`--seed`; four more seeds for the mean).
 The merge model's weights are `DEFAULT_WEIGHTS`, fitted on another volume (fibsem_small,
 benchmarks/fit_queue_weights.py): this cube is the evaluation set, and weights fitted on
@@ -41,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests/medulla_cube.py: the one loader of the cube
 
 from napari_wbe.proofreading_contacts import contact_table
+from napari_wbe.proofreading_faces import face_sample
 from napari_wbe.proofreading_metrics import contingency, metrics
 from napari_wbe.proofreading_queue import (
     DEFAULT_WEIGHTS,
@@ -177,11 +180,15 @@ def main() -> None:
 
     target = start["vi"] / 2
     contacts = contact_table(fragments, image=em)
+    first, median, faces = timed(lambda: face_sample(fragments, em, contacts.pairs), repeats=2)
+    print(f"face_sample: {median:.2f} s (first call {first:.2f} s); {len(faces.pair):,} faces "
+          f"of {faces.n_pairs:,} pairs, {faces.features.shape[1]} features")
     order = np.random.default_rng(args.seed).permutation(len(merges))
     queues = {
         "ranked": lambda: StaticQueue(merges["labels"]),
         "re-ranked": lambda: MergeQueue(contacts, learn=False),
         "re-ranked+learn": lambda: MergeQueue(contacts),
+        "+membranes": lambda: MergeQueue(contacts, faces=faces),
         "random": lambda: StaticQueue(merges["labels"].iloc[order]),
     }
     results = {}

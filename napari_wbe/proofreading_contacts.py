@@ -181,7 +181,12 @@ def _sheet_curvature(flat: np.ndarray, at: np.ndarray, strides) -> np.ndarray:
 
 
 def largest_eigenvalue(hzz, hyy, hxx, hzy, hzx, hyx):
-    """Largest eigenvalue of symmetric 3 x 3 matrices, elementwise (closed form: the
+    """Largest eigenvalue of symmetric 3 x 3 matrices, elementwise."""
+    return symmetric_eigenvalues(hzz, hyy, hxx, hzy, hzx, hyx, only_largest=True)[0]
+
+
+def symmetric_eigenvalues(hzz, hyy, hxx, hzy, hzx, hyx, only_largest: bool = False) -> list:
+    """Eigenvalues of symmetric 3 x 3 matrices, elementwise, largest first (closed form: the
     trigonometric solution of the characteristic cubic), without building the matrices."""
     mean = (hzz + hyy + hxx) / 3
     azz, ayy, axx = hzz - mean, hyy - mean, hxx - mean
@@ -190,7 +195,10 @@ def largest_eigenvalue(hzz, hyy, hxx, hzy, hzx, hyx):
     bzz, byy, bxx, bzy, bzx, byx = (m / safe for m in (azz, ayy, axx, hzy, hzx, hyx))
     det = bzz * (byy * bxx - byx * byx) - bzy * (bzy * bxx - byx * bzx) + bzx * (bzy * byx - byy * bzx)
     angle = np.arccos(np.clip(det / 2, -1.0, 1.0)) / 3
-    return np.where(spread > 1e-12, mean + 2 * spread * np.cos(angle), mean)
+    spread = np.where(spread > 1e-12, spread, 0.0)
+    # Roots at angle, angle + 4 pi / 3, angle + 2 pi / 3: descending for angle in [0, pi / 3].
+    shifts = (0.0,) if only_largest else (0.0, 4 * np.pi / 3, 2 * np.pi / 3)
+    return [mean + 2 * spread * np.cos(angle + shift) for shift in shifts]
 
 
 def _pair_rows(found, field, origin) -> pd.DataFrame:

@@ -18,6 +18,15 @@ After an accepted merge the two segments' contacts with each neighbour are added
 rejected pair is remembered, so no segment containing one side is offered the other again.
 Every `refit_every` answers the logistic weights are refitted to the answers so far (pulled
 towards the defaults), so the ranking adapts to the data's own boundary statistics.
+
+Given `faces` (`proofreading_faces.face_sample` of the fragments and the EM), the queue
+also learns what a membrane looks like in this volume: after 50 answers, and again after
+100, 200, 400, ..., a classifier of face filter features is trained on the faces of the
+answered pairs (between two cells: membrane; inside one: not), and every pair gains a
+fourth input, the mean learned membrane probability over its contact's sampled faces. On
+the FlyEM medulla cube, over the touching pairs not yet answered, it ranks one-cell pairs
+before two-cell pairs with ROC AUC 0.94 after 400 answers (the fixed Hessian measure: 0.90),
+and the queue halves VI in 1,080 decisions instead of 1,200 (bench_proofreading_queue.py).
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import pandas as pd
 from scipy.optimize import minimize
 
 from .proofreading_contacts import Contacts
+from .proofreading_faces import learn_membranes
 
 # Logistic weights: intercept, mean boundary, enclosure, log10(smaller size). Fitted to the
 # 867 touching fragment pairs of the gala FIB-SEM crop (fibsem_small, EM boundaries; ROC AUC
@@ -40,14 +50,22 @@ from .proofreading_contacts import Contacts
 # 1,200 decisions to halve the cube's VI with learning, 1,960 without (random: ~4,400).
 DEFAULT_WEIGHTS = np.array([7.28, -8.00, 2.89, -0.67])
 WEIGHTS_FITTED_ON = "fibsem_small (gala example crop, 867 fragment pairs, EM boundaries)"
+FEATURE_NAMES = ["boundary_mean", "enclosure", "log10_size", "learned_membrane"]
+# The membrane classifier is trained after 50 answers and again at 100, 200, 400, ...:
+# each training costs seconds, and later answers add less.
+LEARN_MEMBRANES_FROM = 50
 
 
-def merge_features(boundary_mean, contact, surface_small, size_small) -> np.ndarray:
-    """(n, 3) model inputs; a pair without boundary measurements counts as undecided (0.5)."""
+def merge_features(boundary_mean, contact, surface_small, size_small, learned_membrane=None) -> np.ndarray:
+    """(n, 3) model inputs, (n, 4) with a learned membrane probability along the contact; a
+    pair without boundary measurements counts as undecided (0.5)."""
     boundary = np.nan_to_num(np.asarray(boundary_mean, np.float64), nan=0.5)
     enclosure = np.asarray(contact, np.float64) / np.maximum(np.asarray(surface_small, np.float64), 1.0)
     size = np.log10(np.maximum(np.asarray(size_small, np.float64), 1.0))
-    return np.column_stack([boundary, enclosure, size])
+    columns = [boundary, enclosure, size]
+    if learned_membrane is not None:
+        columns.append(np.asarray(learned_membrane, np.float64))
+    return np.column_stack(columns)
 
 
 def merge_probability(features: np.ndarray, weights=DEFAULT_WEIGHTS) -> np.ndarray:
@@ -79,10 +97,14 @@ def fit_weights(features: np.ndarray, accepted: np.ndarray, prior=DEFAULT_WEIGHT
 
 
 class MergeQueue:
-    """Best-first merge suggestions over a `Contacts` table, updated after every answer."""
+    """Best-first merge suggestions over a `Contacts` table, updated after every answer.
+
+    faces: a `face_sample(labels, image, contacts.pairs)` to learn the look of membranes in
+    this volume from the answers (see the module docstring); None: the contacts' own
+    boundary strengths only."""
 
     def __init__(self, contacts: Contacts, weights=None, learn: bool = True, refit_every: int = 50,
-                 min_contact: int = 1):
+                 min_contact: int = 1, faces=None):
         self.weights = np.array(DEFAULT_WEIGHTS if weights is None else weights, np.float64)
         self.prior = self.weights.copy()
         self.learn, self.refit_every = learn, int(refit_every)
@@ -91,15 +113,20 @@ class MergeQueue:
         self.surface = dict(zip(segments.index.tolist(), segments["surface"].tolist()))
         self.parent: dict[int, int] = {}
         self.cannot: dict[int, set] = {}
+        # edges[a][b] = [faces, boundary sum, rows of contacts.pairs the contact is made of]
         self.edges: dict[int, dict[int, list]] = {}
-        pairs = contacts.pairs[contacts.pairs["contact"] >= min_contact]
+        rows = np.flatnonzero(contacts.pairs["contact"].to_numpy() >= min_contact)
+        pairs = contacts.pairs.iloc[rows]
         boundary = pairs["boundary_sum"].to_numpy(np.float64)
         if contacts.boundary_source == "none":
             boundary = np.full(len(pairs), np.nan)
-        for a, b, n, s in zip(pairs["a"].tolist(), pairs["b"].tolist(), pairs["contact"].tolist(), boundary):
-            self.edges.setdefault(a, {})[b] = self.edges.setdefault(b, {})[a] = [n, s]
+        for row, a, b, n, s in zip(rows.tolist(), pairs["a"].tolist(), pairs["b"].tolist(),
+                                   pairs["contact"].tolist(), boundary):
+            self.edges.setdefault(a, {})[b] = self.edges.setdefault(b, {})[a] = [n, s, [row]]
+        self.faces = faces if learn else None
+        self.membrane = None  # learned: per row of contacts.pairs, (summed, counted) membrane probability
         self.version: dict[int, int] = {}
-        self.answers: list[tuple[np.ndarray, bool]] = []
+        self.answers: list[tuple] = []  # (rows, accepted, faces, boundary sum, smaller's surface and size)
         self._rebuild()
 
     # --- the segments ------------------------------------------------------------------
@@ -124,49 +151,81 @@ class MergeQueue:
             if self._stale(a, b, va, vb):
                 heapq.heappop(self.heap)
                 continue
-            features = self._features(a, b)
-            probability = float(merge_probability(features[None], self.weights)[0])
-            n, s = self.edges[a][b]
-            return {"a": a, "b": b, "probability": probability, "impact": float(merge_impact(self.size[a], self.size[b])),
-                    "score": -negative, "contact": n, "boundary_mean": s / n if n else np.nan}
+            return self._suggestion(a, b, -negative) | {"impact": float(merge_impact(self.size[a], self.size[b]))}
         return None
 
     def top(self, n: int) -> list[dict]:
         """The n best open suggestions, best first (as `next()` gives them), none answered."""
         self.heap = [entry for entry in self.heap if not self._stale(*entry[1:])]
         heapq.heapify(self.heap)
-        rows = []
-        for negative, a, b, _, _ in heapq.nsmallest(n, self.heap):
-            count, boundary = self.edges[a][b]
-            probability = float(merge_probability(self._features(a, b)[None], self.weights)[0])
-            rows.append({"a": a, "b": b, "probability": probability, "score": -negative, "contact": count,
-                         "boundary_mean": boundary / count if count else np.nan})
-        return rows
+        return [self._suggestion(a, b, -negative) for negative, a, b, _, _ in heapq.nsmallest(n, self.heap)]
 
     def answer(self, pair: dict, accept: bool) -> None:
         """Record the answer to a pair from `next()`: merge the two segments, or keep them apart."""
         a, b = self.segment_of(pair["a"]), self.segment_of(pair["b"])
         if a == b:
             return
-        self.answers.append((self._features(a, b), bool(accept)))
+        n, s, rows = self.edges[a][b]
+        small = a if self.size[a] <= self.size[b] else b
+        self.answers.append((list(rows), bool(accept), n, s, self.surface[small], self.size[small]))
         if accept:
             self._merge(a, b)
         else:
             self.cannot.setdefault(a, set()).add(b)
             self.cannot.setdefault(b, set()).add(a)
-        if self.learn and len(self.answers) % self.refit_every == 0 and len({y for _, y in self.answers}) == 2:
-            features = np.array([f for f, _ in self.answers])
-            self.weights = fit_weights(features, np.array([y for _, y in self.answers]), self.prior)
-            self._rebuild()
+        count = len(self.answers)
+        if not self.learn or len({answer[1] for answer in self.answers}) < 2:
+            return
+        doublings = count // LEARN_MEMBRANES_FROM
+        if self.faces is not None and count % LEARN_MEMBRANES_FROM == 0 and doublings & (doublings - 1) == 0:
+            learned = learn_membranes(self.faces, [answer[0] for answer in self.answers],
+                                      [answer[1] for answer in self.answers])
+            self.membrane = learned if learned is not None else self.membrane
+            self._refit()
+        elif count % self.refit_every == 0:
+            self._refit()
 
     # --- internals ----------------------------------------------------------------------
-    def _features(self, a: int, b: int) -> np.ndarray:
-        n, s = self.edges[a][b]
-        small = a if self.size[a] <= self.size[b] else b
-        return merge_features([s / n], [n], [self.surface[small]], [self.size[small]])[0]
+    def _suggestion(self, a: int, b: int, score: float) -> dict:
+        n, s, _ = self.edges[a][b]
+        probability = float(merge_probability(self._features([(a, b)])[0][None], self.weights)[0])
+        return {"a": a, "b": b, "probability": probability, "score": score, "contact": n,
+                "boundary_mean": s / n if n else np.nan}
+
+    def _features(self, edges) -> np.ndarray:
+        """Model inputs of (a, b) segment pairs (see merge_features)."""
+        records = []
+        for a, b in edges:
+            n, s, rows = self.edges[a][b]
+            small = a if self.size[a] <= self.size[b] else b
+            records.append((rows, n, s, self.surface[small], self.size[small]))
+        return self._records_features(records)
+
+    def _records_features(self, records) -> np.ndarray:
+        """(rows, faces, boundary sum, smaller's surface, smaller's size) -> model inputs."""
+        if not records:
+            return np.zeros((0, len(self.weights) - 1))
+        n, s, surface, size = (np.array([r[k] for r in records], np.float64) for k in range(1, 5))
+        learned = None
+        if self.membrane is not None:
+            summed, counted = self.membrane
+            which = np.repeat(np.arange(len(records)), [len(r[0]) for r in records])
+            rows = np.concatenate([r[0] for r in records])
+            total = np.bincount(which, weights=counted[rows], minlength=len(records))
+            learned = np.bincount(which, weights=summed[rows], minlength=len(records)) / np.maximum(total, 1)
+            learned = np.where(total > 0, learned, np.nan_to_num(s / n, nan=0.5))  # no sampled face: as measured
+        return merge_features(s / n, n, surface, size, learned)
+
+    def _refit(self) -> None:
+        """Refit the logistic weights to the answers so far (pulled towards the defaults; a
+        learned membrane feature starts at weight 0) and re-score every open pair."""
+        features = self._records_features([answer[:1] + answer[2:] for answer in self.answers])
+        prior = np.r_[self.prior[:4], np.zeros(features.shape[1] + 1 - 4)]
+        self.weights = fit_weights(features, np.array([answer[1] for answer in self.answers]), prior)
+        self._rebuild()
 
     def _score(self, a: int, b: int) -> float:
-        probability = merge_probability(self._features(a, b)[None], self.weights)[0]
+        probability = merge_probability(self._features([(a, b)]), self.weights)[0]
         return float(probability * merge_impact(self.size[a], self.size[b]))
 
     def _push(self, a: int, b: int) -> None:
@@ -184,11 +243,8 @@ class MergeQueue:
             self.heap = []
             return
         a, b = np.array(pairs).T
-        n, s = np.array([self.edges[x][y] for x, y in pairs], np.float64).T
         size_a, size_b = np.array([self.size[x] for x in a]), np.array([self.size[y] for y in b])
-        surface = np.where(size_a <= size_b, [self.surface[x] for x in a], [self.surface[y] for y in b])
-        features = merge_features(s / n, n, surface, np.minimum(size_a, size_b))
-        scores = merge_probability(features, self.weights) * merge_impact(size_a, size_b)
+        scores = merge_probability(self._features(pairs), self.weights) * merge_impact(size_a, size_b)
         self.heap = [(-score, x, y, self.version.get(x, 0), self.version.get(y, 0))
                      for score, x, y in zip(scores.tolist(), a.tolist(), b.tolist())]
         heapq.heapify(self.heap)
@@ -205,13 +261,14 @@ class MergeQueue:
             self.cannot[x].add(a)
             self.cannot.setdefault(a, set()).add(x)
         del self.edges[a][b]
-        for x, (n, s) in self.edges.pop(b).items():
+        for x, (n, s, rows) in self.edges.pop(b).items():
             if x == a:
                 continue
             del self.edges[x][b]
-            edge = self.edges[a].setdefault(x, [0, 0.0])
+            edge = self.edges[a].setdefault(x, [0, 0.0, []])
             edge[0] += n
             edge[1] += s
+            edge[2].extend(rows)
             self.edges[x][a] = edge
         self.version[a] = self.version.get(a, 0) + 1
         for x in self.edges[a]:
@@ -222,6 +279,7 @@ class MergeQueue:
         return len(self.answers)
 
     def answers_table(self) -> pd.DataFrame:
-        """One row per answer: boundary_mean, enclosure, log10_size (of the smaller), accepted."""
-        rows = [list(f) + [y] for f, y in self.answers]
-        return pd.DataFrame(rows, columns=["boundary_mean", "enclosure", "log10_size", "accepted"])
+        """One row per answer: the model's inputs as they are now (see merge_features) and accepted."""
+        features = self._records_features([answer[:1] + answer[2:] for answer in self.answers])
+        table = pd.DataFrame(features, columns=FEATURE_NAMES[:features.shape[1]])
+        return table.assign(accepted=[answer[1] for answer in self.answers])

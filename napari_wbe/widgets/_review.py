@@ -9,6 +9,7 @@ from napari.utils.colormaps import DirectLabelColormap
 
 from ..proofreading import suspects
 from ..proofreading_contacts import contact_table
+from ..proofreading_faces import face_sample
 from ..proofreading_queue import MergeQueue
 from ._layers import viewer_camera
 
@@ -29,7 +30,9 @@ class ReviewQueue:
 
         def work(report):
             contacts = contact_table(labels, image=image)
-            return suspects(labels, image=image, contacts=contacts), MergeQueue(contacts), contacts
+            # With EM the queue also learns from the answers what membranes look like here.
+            faces = None if image is None else face_sample(labels, image, contacts.pairs)
+            return suspects(labels, image=image, contacts=contacts), MergeQueue(contacts, faces=faces), contacts
 
         return self.start_job(work, "Finding suspects", self._found)
 
