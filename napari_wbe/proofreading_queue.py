@@ -101,10 +101,13 @@ class MergeQueue:
 
     faces: a `face_sample(labels, image, contacts.pairs)` to learn the look of membranes in
     this volume from the answers (see the module docstring); None: the contacts' own
-    boundary strengths only."""
+    boundary strengths only.
+    train_later: when membranes are due to be learned, `answer` only sets `membranes_due`;
+    the caller runs `membrane_trainer()` (seconds) in a worker thread, answers going on
+    meanwhile, and hands its result to `use_membranes` (what the widget does)."""
 
     def __init__(self, contacts: Contacts, weights=None, learn: bool = True, refit_every: int = 50,
-                 min_contact: int = 1, faces=None):
+                 min_contact: int = 1, faces=None, train_later: bool = False):
         self.weights = np.array(DEFAULT_WEIGHTS if weights is None else weights, np.float64)
         self.prior = self.weights.copy()
         self.learn, self.refit_every = learn, int(refit_every)
@@ -125,6 +128,7 @@ class MergeQueue:
             self.edges.setdefault(a, {})[b] = self.edges.setdefault(b, {})[a] = [n, s, [row]]
         self.faces = faces if learn else None
         self.membrane = None  # learned: per row of contacts.pairs, (summed, counted) membrane probability
+        self.train_later, self.membranes_due = train_later, False
         self.version: dict[int, int] = {}
         self.answers: list[tuple] = []  # (rows, accepted, faces, boundary sum, smaller's surface and size)
         self._rebuild()
@@ -178,12 +182,24 @@ class MergeQueue:
             return
         doublings = count // LEARN_MEMBRANES_FROM
         if self.faces is not None and count % LEARN_MEMBRANES_FROM == 0 and doublings & (doublings - 1) == 0:
-            learned = learn_membranes(self.faces, [answer[0] for answer in self.answers],
-                                      [answer[1] for answer in self.answers])
-            self.membrane = learned if learned is not None else self.membrane
-            self._refit()
+            if self.train_later:
+                self.membranes_due = True
+            else:
+                self.use_membranes(self.membrane_trainer()())
         elif count % self.refit_every == 0:
             self._refit()
+
+    def membrane_trainer(self):
+        """A function training the membrane classifier on the answers so far, for
+        `use_membranes`; it holds its own copy of them, so it may run in another thread."""
+        rows, accepted = [answer[0] for answer in self.answers], [answer[1] for answer in self.answers]
+        return lambda: learn_membranes(self.faces, rows, accepted)
+
+    def use_membranes(self, learned) -> None:
+        """Score with newly learned membranes (None: keep what was learned before) and refit."""
+        self.membranes_due = False
+        self.membrane = learned if learned is not None else self.membrane
+        self._refit()
 
     # --- internals ----------------------------------------------------------------------
     def _suggestion(self, a: int, b: int, score: float) -> dict:

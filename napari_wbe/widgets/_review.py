@@ -32,7 +32,7 @@ class ReviewQueue:
             contacts = contact_table(labels, image=image)
             # With EM the queue also learns from the answers what membranes look like here.
             faces = None if image is None else face_sample(labels, image, contacts.pairs)
-            return suspects(labels, image=image, contacts=contacts), MergeQueue(contacts, faces=faces), contacts
+            return suspects(labels, image=image, contacts=contacts), MergeQueue(contacts, faces=faces, train_later=True), contacts
 
         return self.start_job(work, "Finding suspects", self._found)
 
@@ -96,6 +96,8 @@ class ReviewQueue:
                 into = self.merge_queue.segment_of(ids[0])
                 self._edit(lambda ed: f"Merged {ids} into {ed.merge(ids, into=into)}.")
             self._rerank()
+            if self.merge_queue.membranes_due:
+                self._learn_membranes()
             return
         if accepted and row["kind"] == "split?":
             self.begin_split(ids[0])
@@ -105,6 +107,22 @@ class ReviewQueue:
         elif accepted and ids:
             self._edit(lambda ed: (ed.delete(ids[0]), f"Deleted {ids[0]}.")[1])
         self.queue.done_with_current()
+
+
+    def _learn_membranes(self) -> None:
+        """Train on the answers in the background; answering goes on meanwhile."""
+        queue, train = self.merge_queue, self.merge_queue.membrane_trainer()
+        queue.membranes_due = False
+        n = queue.decisions()
+
+        def learned(result) -> None:
+            if queue is self.merge_queue:  # not a queue from an older Find suspects
+                queue.use_membranes(result)
+                self._rerank()
+                self.status.done(f"Learned what membranes look like here from your {n} answers; "
+                                 "merge suggestions re-ranked.")
+
+        self.start_job(lambda report: train(), f"Learning membranes from {n} answers", learned)
 
 
 def _box_middle(*boxes) -> tuple[int, int, int]:

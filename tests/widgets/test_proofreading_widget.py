@@ -119,6 +119,25 @@ def test_review_queue_accepts_and_rejects(viewer, qtbot, brain, editing, tmp_pat
     np.testing.assert_array_equal(replay(brain.fragments, tmp_path / "edits.wbelog"), layer.data)
 
 
+def test_review_queue_learns_membranes_in_the_background(viewer, qtbot, brain, editing, monkeypatch):
+    from napari_wbe import proofreading_queue
+
+    monkeypatch.setattr(proofreading_queue, "LEARN_MEMBRANES_FROM", 4)  # a handful of answers here
+    widget, layer = editing
+    widget.find_button.native.click()
+    qtbot.waitUntil(lambda: widget.queue.rowCount() > 0, timeout=30_000)
+    queue = widget.merge_queue
+    assert queue.faces is not None  # an EM layer is chosen: the queue can learn membranes
+    neuron = brain.fragment_to_neuron
+    while queue.decisions() < 16 and "Learning membranes" not in widget.status.text:  # both answers needed
+        row = widget.queue.current()
+        one_cell = row["kind"] == "merge?" and neuron[row["labels"][0]] == neuron[row["labels"][1]]
+        (widget.accept_button if one_cell else widget.reject_button).native.click()
+    qtbot.waitUntil(lambda: queue.membrane is not None, timeout=30_000)
+    assert "Learned what membranes look like" in widget.status.text
+    assert len(queue.weights) == 5 and widget.queue.rowCount() > 0
+
+
 def test_split_seed_clicked_in_3d_lands_on_the_segment(viewer, qtbot, brain, editing):
     widget, layer = editing
     a = pair_in_one_neuron(brain)[0]
