@@ -9,12 +9,12 @@ Why: the fixed membrane measure of proofreading_contacts (a Hessian eigenvalue) 
 touching fragment pairs of the FlyEM medulla cube with ROC AUC 0.89. A classifier of
 these face features, trained on the faces of pairs whose answer is known (faces between
 two cells are membrane, faces inside one are not), reaches 0.95 on the other pairs when
-half of them are known, 0.94 when the queue's first 400 answers are. The proofreading
+half of them are known, 0.95 when the queue's first 400 answers are. The proofreading
 queue trains one from the proofreader's own answers (proofreading_queue).
 
-At most `per_pair` faces are kept per touching pair (a random sample; a contact of
-40,000 faces says no more about its mean than 256 of them), so memory is bounded by the
-number of pairs, not by the contact areas. Filters are evaluated only at the sampled
+At most `per_pair` faces are kept per touching pair, a random sample (on the medulla cube
+64, 128 and 256 faces per pair rank pairs alike), so memory and the classifier's work are
+bounded by the number of pairs, not by the contact areas. Filters are evaluated only at the sampled
 faces' voxels (finite differences on the smoothed image), one gaussian filter per scale.
 """
 
@@ -44,7 +44,7 @@ class FaceSample:
     n_pairs: int
 
 
-def face_sample(labels, image, pairs: pd.DataFrame, per_pair: int = 256, scales=SCALES,
+def face_sample(labels, image, pairs: pd.DataFrame, per_pair: int = 64, scales=SCALES,
                 dark_membranes: bool = True, seed: int = 0) -> FaceSample:
     """Sampled faces between the touching pairs in `pairs` (columns a < b, as
     `contact_table` gives them) of `labels`, with filter features of `image` (EM, same grid;

@@ -25,7 +25,7 @@ also learns what a membrane looks like in this volume: after 50 answers, and aga
 answered pairs (between two cells: membrane; inside one: not), and every pair gains a
 fourth input, the mean learned membrane probability over its contact's sampled faces. On
 the FlyEM medulla cube, over the touching pairs not yet answered, it ranks one-cell pairs
-before two-cell pairs with ROC AUC 0.94 after 400 answers (the fixed Hessian measure: 0.90),
+before two-cell pairs with ROC AUC 0.95 after 400 answers (the fixed Hessian measure: 0.90),
 and the queue halves VI in 1,080 decisions instead of 1,200 (bench_proofreading_queue.py).
 """
 
@@ -240,12 +240,16 @@ class MergeQueue:
         self.weights = fit_weights(features, np.array([answer[1] for answer in self.answers]), prior)
         self._rebuild()
 
-    def _score(self, a: int, b: int) -> float:
-        probability = merge_probability(self._features([(a, b)]), self.weights)[0]
-        return float(probability * merge_impact(self.size[a], self.size[b]))
-
-    def _push(self, a: int, b: int) -> None:
-        heapq.heappush(self.heap, (-self._score(a, b), a, b, self.version.get(a, 0), self.version.get(b, 0)))
+    def _push(self, a: int, neighbours: list) -> None:
+        """Score the pairs of segment a with its neighbours (one batch) and queue them."""
+        if not neighbours:
+            return
+        sizes = np.array([self.size[x] for x in neighbours])
+        scores = merge_probability(self._features([(a, x) for x in neighbours]), self.weights) * \
+            merge_impact(self.size[a], sizes)
+        version = self.version.get(a, 0)
+        for score, x in zip(scores.tolist(), neighbours):
+            heapq.heappush(self.heap, (-score, a, x, version, self.version.get(x, 0)))
 
     def _stale(self, a, b, va, vb) -> bool:
         return (self.version.get(a, 0) != va or self.version.get(b, 0) != vb or self.parent.get(a, a) != a
@@ -287,9 +291,7 @@ class MergeQueue:
             edge[2].extend(rows)
             self.edges[x][a] = edge
         self.version[a] = self.version.get(a, 0) + 1
-        for x in self.edges[a]:
-            if x not in self.cannot.get(a, ()):
-                self._push(a, x)
+        self._push(a, [x for x in self.edges[a] if x not in self.cannot.get(a, ())])
 
     def decisions(self) -> int:
         return len(self.answers)
