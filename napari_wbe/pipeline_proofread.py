@@ -29,10 +29,11 @@ class ProofreadResult:
         return int(self.answers["accepted"].sum()) if len(self.answers) else 0
 
 
-def answer_queue(contacts, decisions: int | None, answer, weights=None, learn: bool = True):
+def answer_queue(contacts, decisions: int | None, answer, weights=None, learn: bool = True, faces=None):
     """(mapping, answers, exhausted): `answer` asked about the best pair `decisions` times
-    (None: until the queue is empty), every answer re-ranking the queue."""
-    queue = MergeQueue(contacts, weights=weights, learn=learn)
+    (None: until the queue is empty), every answer re-ranking the queue (and teaching it
+    membranes, given `faces`)."""
+    queue = MergeQueue(contacts, weights=weights, learn=learn, faces=faces)
     rows, exhausted = [], False
     while decisions is None or len(rows) < decisions:
         pair = queue.next()

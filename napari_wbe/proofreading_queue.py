@@ -16,8 +16,9 @@ The model (also what `suspects` ranks "merge?" rows by):
 After an accepted merge the two segments' contacts with each neighbour are added up
 (faces and boundary sums add, so the new mean is exact) and those pairs are re-scored; a
 rejected pair is remembered, so no segment containing one side is offered the other again.
-Every `refit_every` answers the logistic weights are refitted to the answers so far (pulled
-towards the defaults), so the ranking adapts to the data's own boundary statistics.
+Every `refit_every` answers (every 10 of the first 100) the logistic weights are refitted to
+the answers so far (pulled towards the defaults), so the ranking adapts to the data's own
+boundary statistics.
 
 Given `faces` (`proofreading_faces.face_sample` of the fragments and the EM), the queue
 also learns what a membrane looks like in this volume: after 50 answers, and again after
@@ -26,7 +27,7 @@ answered pairs (between two cells: membrane; inside one: not), and every pair ga
 fourth input, the mean learned membrane probability over its contact's sampled faces. On
 the FlyEM medulla cube, over the touching pairs not yet answered, it ranks one-cell pairs
 before two-cell pairs with ROC AUC 0.95 after 400 answers (the fixed Hessian measure: 0.90),
-and the queue halves VI in 1,080 decisions instead of 1,200 (bench_proofreading_queue.py).
+and the queue halves VI in 1,070 decisions instead of 1,200 (bench_proofreading_queue.py).
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ FEATURE_NAMES = ["boundary_mean", "enclosure", "log10_size", "learned_membrane"]
 # The membrane classifier is trained after 50 answers and again at 100, 200, 400, ...:
 # each training costs seconds, and later answers add less.
 LEARN_MEMBRANES_FROM = 50
+# The first answers also refit every 10, until 100: that is when the default weights, fitted on
+# another volume, are least trustworthy (a phantom's first 30 suggestions were all wrong
+# before; now 17 are right). One kind of answer is enough to refit: the prior keeps it finite.
+EARLY_REFITS_UNTIL = 100
 
 
 def merge_features(boundary_mean, contact, surface_small, size_small, learned_membrane=None) -> np.ndarray:
@@ -178,7 +183,7 @@ class MergeQueue:
             self.cannot.setdefault(a, set()).add(b)
             self.cannot.setdefault(b, set()).add(a)
         count = len(self.answers)
-        if not self.learn or len({answer[1] for answer in self.answers}) < 2:
+        if not self.learn:
             return
         doublings = count // LEARN_MEMBRANES_FROM
         if self.faces is not None and count % LEARN_MEMBRANES_FROM == 0 and doublings & (doublings - 1) == 0:
@@ -186,7 +191,7 @@ class MergeQueue:
                 self.membranes_due = True
             else:
                 self.use_membranes(self.membrane_trainer()())
-        elif count % self.refit_every == 0:
+        elif count % self.refit_every == 0 or (count < EARLY_REFITS_UNTIL and count % 10 == 0):
             self._refit()
 
     def membrane_trainer(self):

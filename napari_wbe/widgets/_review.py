@@ -119,8 +119,9 @@ class ReviewQueue:
             if queue is self.merge_queue:  # not a queue from an older Find suspects
                 queue.use_membranes(result)
                 self._rerank()
-                self.status.done(f"Learned what membranes look like here from your {n} answers; "
-                                 "merge suggestions re-ranked.")
+                self.status.done(f"Learned what membranes look like here from your {n} answers; merge "
+                                 "suggestions re-ranked." if result is not None else
+                                 "Membranes need both merges and rejections to learn from; re-ranked.")
 
         self.start_job(lambda report: train(), f"Learning membranes from {n} answers", learned)
 
