@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import dask.array as da
 import numpy as np
 import pytest
@@ -115,15 +113,11 @@ def test_bad_input_is_refused_with_the_fix():
 
 
 @pytest.mark.realdata
-def test_medulla_metrics_match_scikit_image_and_are_fast(shared_data, tmp_path_factory):
+def test_medulla_metrics_match_scikit_image(shared_data, tmp_path_factory):
     from tests.medulla_cube import load
 
     cube = load(shared_data, tmp_path_factory.mktemp("medulla"))
-    metrics(cube["fragments"], cube["truth"])  # first touch of the arrays' pages
-    start = time.perf_counter()
-    m = metrics(cube["fragments"], cube["truth"])
-    seconds = time.perf_counter() - start
+    m = metrics(cube["fragments"], cube["truth"])  # its cost: benchmarks/bench_proofreading_queue.py
     assert_matches_skimage(cube["fragments"], cube["truth"], m)
     assert m["n_segments"] == 3051 and m["n_bodies"] == 525  # the data README's counts
     assert m["vi_split"] > m["vi_merge"]  # an over-segmentation
-    assert seconds < 2.0  # typically 0.3 s on 2 cores; scikit-image takes about 2 s for both metrics

@@ -3,8 +3,6 @@ the contact table they rest on and the re-ranking merge queue."""
 
 from __future__ import annotations
 
-import time
-
 import dask.array as da
 import numpy as np
 import pandas as pd
@@ -155,13 +153,11 @@ def test_merge_queue_adds_contacts_exactly():
 
 
 @pytest.mark.realdata
-def test_medulla_suspects_fast_and_mostly_right(shared_data, tmp_path_factory):
+def test_medulla_suspects_mostly_right(shared_data, tmp_path_factory):
     from tests.medulla_cube import load
 
     cube = load(shared_data, tmp_path_factory.mktemp("medulla"))
-    start = time.perf_counter()
-    table = suspects(cube["fragments"], image=cube["em"])
-    seconds = time.perf_counter() - start
+    table = suspects(cube["fragments"], image=cube["em"])  # its cost: benchmarks/bench_proofreading_queue.py
     overlaps = contingency(cube["fragments"], cube["truth"])
     overlaps = overlaps[overlaps["truth"] != 0].sort_values("count", ascending=False).drop_duplicates("label")
     body = dict(zip(overlaps["label"], overlaps["truth"]))
@@ -177,4 +173,3 @@ def test_medulla_suspects_fast_and_mostly_right(shared_data, tmp_path_factory):
     merges = table[table["kind"] == "merge?"].sort_values("probability", ascending=False, kind="stable")
     assert np.mean([same(a, b) for a, b in merges["labels"].head(100)]) >= 0.95
     assert (table["kind"] == "orphan").sum() > 100
-    assert seconds < 10  # about 2-4 s on 2 cores for the 250^3 cube
