@@ -154,7 +154,8 @@ class MergeQueue:
     # --- asking and answering ----------------------------------------------------------
     def next(self) -> dict | None:
         """The best open suggestion: dict(a, b, probability, impact, score, contact,
-        boundary_mean), a and b current segment ids; None when nothing is left."""
+        boundary_mean, and learned_membrane once membranes are learned), a and b current
+        segment ids; None when nothing is left."""
         while self.heap:
             negative, a, b, va, vb = self.heap[0]
             if self._stale(a, b, va, vb):
@@ -209,9 +210,12 @@ class MergeQueue:
     # --- internals ----------------------------------------------------------------------
     def _suggestion(self, a: int, b: int, score: float) -> dict:
         n, s, _ = self.edges[a][b]
-        probability = float(merge_probability(self._features([(a, b)])[0][None], self.weights)[0])
-        return {"a": a, "b": b, "probability": probability, "score": score, "contact": n,
-                "boundary_mean": s / n if n else np.nan}
+        features = self._features([(a, b)])
+        suggestion = {"a": a, "b": b, "probability": float(merge_probability(features, self.weights)[0]),
+                      "score": score, "contact": n, "boundary_mean": s / n if n else np.nan}
+        if features.shape[1] > 3:
+            suggestion["learned_membrane"] = float(features[0, 3])
+        return suggestion
 
     def _features(self, edges) -> np.ndarray:
         """Model inputs of (a, b) segment pairs (see merge_features)."""

@@ -57,7 +57,8 @@ class ReviewQueue:
             rows.append({"kind": "merge?", "labels": (a, b), "z": z, "y": y, "x": x,
                          "probability": pair["probability"], "score": pair["score"] / self._total,
                          "reason": f"touch over {pair['contact']} faces; mean boundary {pair['boundary_mean']:.2f}; "
-                                   f"p = {pair['probability']:.2f}"})
+                                   + (f"learned membrane {pair['learned_membrane']:.2f}; "
+                                      if "learned_membrane" in pair else "") + f"p = {pair['probability']:.2f}"})
         table = pd.concat([pd.DataFrame(rows), others], ignore_index=True) if rows else others
         self.queue.set_rows(table.sort_values("score", ascending=False, kind="stable"))
 

@@ -136,6 +136,8 @@ def test_review_queue_learns_membranes_in_the_background(viewer, qtbot, brain, e
     qtbot.waitUntil(lambda: queue.membrane is not None, timeout=30_000)
     assert "Learned what membranes look like" in widget.status.text
     assert len(queue.weights) == 5 and widget.queue.rowCount() > 0
+    merges = widget.queue.rows[widget.queue.rows["kind"] == "merge?"]
+    assert merges["reason"].str.contains("learned membrane").all()  # each row says what the model saw
 
 
 def test_split_seed_clicked_in_3d_lands_on_the_segment(viewer, qtbot, brain, editing):
