@@ -72,7 +72,7 @@ def contact_table(labels, image=None, boundary=None, sigma: float = 1.5, dark_me
     source = "boundary map" if boundary is not None else ("EM" if image is not None else "none")
     values = boundary if boundary is not None else image
     scale = _boundary_scale(boundary) if boundary is not None else None
-    levels = _intensity_levels(image) if source == "EM" else None
+    levels = intensity_levels(image) if source == "EM" else None
     halo = _gaussian_radius(sigma) + 2 if source == "EM" else 0
     windows = list(_windows(labels, halo))
     settings = {"source": source, "scale": scale, "levels": levels, "sigma": float(sigma),
@@ -276,7 +276,7 @@ def _boundary_scale(boundary) -> float:
     raise ValueError(f"boundary must be a probability map (floats in [0, 1] or integers), not {boundary.dtype}.")
 
 
-def _intensity_levels(image) -> tuple[float, float]:
+def intensity_levels(image) -> tuple[float, float]:
     """1st and 99th percentile from a strided sample: the image's contrast range."""
     step = max(1, math.ceil((math.prod(image.shape) / 2_000_000) ** (1 / 3)))
     sample = np.asarray(image[::step, ::step, ::step], dtype=np.float32)

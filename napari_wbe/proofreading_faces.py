@@ -8,14 +8,15 @@ the EM around it, for learning what a membrane looks like in this very volume.
 Why: the fixed membrane measure of proofreading_contacts (a Hessian eigenvalue) ranks
 touching fragment pairs of the FlyEM medulla cube with ROC AUC 0.89. A classifier of
 these face features, trained on the faces of pairs whose answer is known (faces between
-two cells are membrane, faces inside one are not), reaches 0.95 on the other pairs when
-half of them are known, 0.95 when the queue's first 400 answers are. The proofreading
-queue trains one from the proofreader's own answers (proofreading_queue).
+two cells are membrane, faces inside one are not), reaches 0.95 on the other pairs,
+whether half of the pairs are known or only the queue's first 400 answers. The
+proofreading queue trains one from the proofreader's own answers (proofreading_queue).
 
 At most `per_pair` faces are kept per touching pair, a random sample (on the medulla cube
 64, 128 and 256 faces per pair rank pairs alike), so memory and the classifier's work are
-bounded by the number of pairs, not by the contact areas. Filters are evaluated only at the sampled
-faces' voxels (finite differences on the smoothed image), one gaussian filter per scale.
+bounded by the number of pairs, not by the contact areas. Filters are evaluated only at
+the sampled faces' voxels (finite differences on the smoothed image), one gaussian filter
+per scale.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import gaussian_filter
 
-from .proofreading_contacts import _intensity_levels, symmetric_eigenvalues
+from .proofreading_contacts import intensity_levels, symmetric_eigenvalues
 
 SCALES = (1.0, 2.0, 4.0)  # voxels: membrane, membrane + its neighbourhood, organelle size
 PER_SCALE = ("intensity", "gradient", "eigenvalue 1", "eigenvalue 2", "eigenvalue 3", "across the face")
@@ -54,7 +55,7 @@ def face_sample(labels, image, pairs: pd.DataFrame, per_pair: int = 64, scales=S
         raise ValueError(f"image has shape {tuple(np.shape(image))} but labels are {labels.shape}; "
                          "they must share one grid.")
     lower, axis, pair = _sampled_faces(labels, pairs, per_pair, np.random.default_rng(seed))
-    low, high = _intensity_levels(image)
+    low, high = intensity_levels(image)
     sign = 1.0 if dark_membranes else -1.0
     image = (np.asarray(image, np.float32) - np.float32(low)) * np.float32(sign / (high - low))
     upper = tuple(w + (axis == d) for d, w in enumerate(lower))

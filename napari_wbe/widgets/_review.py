@@ -32,7 +32,8 @@ class ReviewQueue:
             contacts = contact_table(labels, image=image)
             # With EM the queue also learns from the answers what membranes look like here.
             faces = None if image is None else face_sample(labels, image, contacts.pairs)
-            return suspects(labels, image=image, contacts=contacts), MergeQueue(contacts, faces=faces, train_later=True), contacts
+            queue = MergeQueue(contacts, faces=faces, train_later=True)
+            return suspects(labels, image=image, contacts=contacts), queue, contacts
 
         return self.start_job(work, "Finding suspects", self._found)
 
@@ -54,11 +55,12 @@ class ReviewQueue:
             if a not in self.editor.boxes or b not in self.editor.boxes:
                 continue
             z, y, x = self._contact_at.get((a, b), _box_middle(self.editor.boxes[a], self.editor.boxes[b]))
+            reason = f"touch over {pair['contact']} faces; mean boundary {pair['boundary_mean']:.2f}; "
+            if "learned_membrane" in pair:
+                reason += f"learned membrane {pair['learned_membrane']:.2f}; "
             rows.append({"kind": "merge?", "labels": (a, b), "z": z, "y": y, "x": x,
                          "probability": pair["probability"], "score": pair["score"] / self._total,
-                         "reason": f"touch over {pair['contact']} faces; mean boundary {pair['boundary_mean']:.2f}; "
-                                   + (f"learned membrane {pair['learned_membrane']:.2f}; "
-                                      if "learned_membrane" in pair else "") + f"p = {pair['probability']:.2f}"})
+                         "reason": reason + f"p = {pair['probability']:.2f}"})
         table = pd.concat([pd.DataFrame(rows), others], ignore_index=True) if rows else others
         self.queue.set_rows(table.sort_values("score", ascending=False, kind="stable"))
 
@@ -108,7 +110,6 @@ class ReviewQueue:
         elif accepted and ids:
             self._edit(lambda ed: (ed.delete(ids[0]), f"Deleted {ids[0]}.")[1])
         self.queue.done_with_current()
-
 
     def _learn_membranes(self) -> None:
         """Train on the answers in the background; answering goes on meanwhile."""
