@@ -193,7 +193,7 @@ class Pipeline:
             if self._contacts is None:
                 self._contacts = contact_table(chunked, image=self.em, progress=self.progress)
             # With EM and a limited number of decisions the queue also learns membranes from the
-            # answers (labels and EM read whole); answered to the end, the order changes little.
+            # answers (faces sampled block by block); answered to the end, the order changes little.
             faces = None if self.em is None or not learn or decisions is None else \
                 face_sample(chunked, self.em, self._contacts.pairs)
             mapping, answers, exhausted = answer_queue(self._contacts, decisions, answer, weights, learn, faces)

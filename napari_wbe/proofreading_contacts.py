@@ -74,7 +74,7 @@ def contact_table(labels, image=None, boundary=None, sigma: float = 1.5, dark_me
     scale = _boundary_scale(boundary) if boundary is not None else None
     levels = intensity_levels(image) if source == "EM" else None
     halo = _gaussian_radius(sigma) + 2 if source == "EM" else 0
-    windows = list(_windows(labels, halo))
+    windows = list(face_windows(labels, halo))
     settings = {"source": source, "scale": scale, "levels": levels, "sigma": float(sigma),
                 "sign": 1.0 if dark_membranes else -1.0}
     if isinstance(labels, da.Array) or isinstance(values, da.Array):
@@ -95,7 +95,7 @@ def contact_table(labels, image=None, boundary=None, sigma: float = 1.5, dark_me
     return _combine(results, source)
 
 
-def _windows(labels, halo: int):
+def face_windows(labels, halo: int):
     """(label slices, image slices, crop of the image window to the label window, origin)
     per block: labels read one voxel past the block's high side (faces to the next block),
     the image `halo` voxels further on both sides."""

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import gaussian_filter
 
-from .proofreading_contacts import intensity_levels, symmetric_eigenvalues
+from .proofreading_contacts import face_windows, intensity_levels, symmetric_eigenvalues
 
 SCALES = (1.0, 2.0, 4.0)  # voxels: membrane, membrane + its neighbourhood, organelle size
 PER_SCALE = ("intensity", "gradient", "eigenvalue 1", "eigenvalue 2", "eigenvalue 3", "across the face")
@@ -48,49 +48,88 @@ class FaceSample:
 def face_sample(labels, image, pairs: pd.DataFrame, per_pair: int = 64, scales=SCALES,
                 dark_membranes: bool = True, seed: int = 0) -> FaceSample:
     """Sampled faces between the touching pairs in `pairs` (columns a < b, as
-    `contact_table` gives them) of `labels`, with filter features of `image` (EM, same grid;
-    dask arrays are read whole)."""
-    labels = np.asarray(labels)
-    if tuple(np.shape(image)) != labels.shape:
-        raise ValueError(f"image has shape {tuple(np.shape(image))} but labels are {labels.shape}; "
+    `contact_table` gives them) of `labels` (numpy or dask), with filter features of
+    `image` (EM on the same grid). Dask volumes are read block by block, each with the
+    margin its filters need, so a face's features equal a whole-volume run's."""
+    if tuple(np.shape(image)) != tuple(labels.shape):
+        raise ValueError(f"image has shape {tuple(np.shape(image))} but labels are {tuple(labels.shape)}; "
                          "they must share one grid.")
-    lower, axis, pair = _sampled_faces(labels, pairs, per_pair, np.random.default_rng(seed))
-    low, high = intensity_levels(image)
-    sign = 1.0 if dark_membranes else -1.0
-    image = (np.asarray(image, np.float32) - np.float32(low)) * np.float32(sign / (high - low))
-    upper = tuple(w + (axis == d) for d, w in enumerate(lower))
-    columns, names = [], []
-    for scale in scales:
-        smooth = np.pad(gaussian_filter(image, scale, mode="nearest"), 1, mode="edge")
-        at_lower = _filters(smooth, lower, axis, scale)
-        at_upper = _filters(smooth, upper, axis, scale)
-        columns += [0.5 * (x + y) for x, y in zip(at_lower, at_upper)]
-        names += [f"{name} (scale {scale:g})" for name in PER_SCALE]
-    return FaceSample(pair, np.column_stack(columns).astype(np.float32), names, len(pairs))
+    index = _PairIndex(pairs["a"].to_numpy(np.int64), pairs["b"].to_numpy(np.int64))
+    settings = {"levels": intensity_levels(image), "sign": 1.0 if dark_membranes else -1.0,
+                "scales": tuple(float(s) for s in scales), "per_pair": int(per_pair)}
+    rng = np.random.default_rng(seed)
+    halo = int(4.0 * max(settings["scales"]) + 0.5) + 2  # gaussian radius + the differences' reach
+    rows, features = [], []
+    for lab, img, crop, (lo, hi) in face_windows(labels, halo):
+        block_rows, block_features = _block_faces(np.asarray(labels[lab]), np.asarray(image[img]),
+                                                  [b - a for a, b in zip(lo, hi)], crop, index, settings, rng)
+        rows.append(block_rows)
+        features.append(block_features)
+    rows, features = np.concatenate(rows), np.concatenate(features)
+    keep = _at_most_per_group(rows, per_pair, rng)  # several blocks may each have kept per_pair
+    names = [f"{name} (scale {scale:g})" for scale in settings["scales"] for name in PER_SCALE]
+    return FaceSample(rows[keep], features[keep], names, len(pairs))
 
 
-def _sampled_faces(labels, pairs, per_pair, rng):
-    """(lower voxel coordinates, face axis, pair row) of at most per_pair random faces per pair."""
-    keys = pd.MultiIndex.from_arrays([pairs["a"].to_numpy(np.int64), pairs["b"].to_numpy(np.int64)])
+class _PairIndex:
+    """Row of the pairs table of any (a, b), whatever the ids' size: ids are numbered in
+    order, and a pair's key is its two numbers in base len(ids)."""
+
+    def __init__(self, a: np.ndarray, b: np.ndarray):
+        self.ids = np.unique(np.concatenate([a, b]))
+        keys = self._numbers(a)[0] * len(self.ids) + self._numbers(b)[0]
+        self.order = np.argsort(keys)
+        self.keys = keys[self.order]
+
+    def _numbers(self, ids: np.ndarray):
+        at = np.minimum(np.searchsorted(self.ids, ids), max(len(self.ids) - 1, 0))
+        return at.astype(np.int64), (self.ids[at] == ids) if len(self.ids) else np.zeros(len(ids), bool)
+
+    def rows(self, a: np.ndarray, b: np.ndarray):
+        """(rows, found) of the pairs (min, max) of a and b."""
+        (na, ka), (nb, kb) = self._numbers(a), self._numbers(b)
+        key = np.minimum(na, nb) * len(self.ids) + np.maximum(na, nb)  # ids in order: min number, min id
+        at = np.minimum(np.searchsorted(self.keys, key), max(len(self.keys) - 1, 0))
+        found = ka & kb & (self.keys[at] == key) if len(self.keys) else np.zeros(len(key), bool)
+        return self.order[at], found
+
+
+def _block_faces(labels, image, own, crop, index: _PairIndex, settings, rng):
+    """(pair rows, features) of at most per_pair random faces per pair whose lower voxel
+    lies in this block's own region (`own` voxels from the window's start); `image` is the
+    block's EM window, `crop` where the label window starts in it."""
     coords, axes, rows = [], [], []
     for axis in range(3):
-        below = tuple(slice(0, -1) if d == axis else slice(None) for d in range(3))
-        above = tuple(slice(1, None) if d == axis else slice(None) for d in range(3))
-        a, b = labels[below], labels[above]
+        n_faces = min(own[axis], labels.shape[axis] - 1)
+        lower = tuple(slice(0, n_faces) if d == axis else slice(0, own[d]) for d in range(3))
+        upper = tuple(slice(1, n_faces + 1) if d == axis else slice(0, own[d]) for d in range(3))
+        a, b = labels[lower], labels[upper]
         where = np.nonzero((a != b) & (a != 0) & (b != 0))
-        a, b = a[where].astype(np.int64), b[where].astype(np.int64)
-        row = keys.get_indexer(pd.MultiIndex.from_arrays([np.minimum(a, b), np.maximum(a, b)]))
-        keep = row >= 0
-        coords.append(np.column_stack(where)[keep])
-        axes.append(np.full(keep.sum(), axis, np.int8))
-        rows.append(row[keep])
-    coords, axes, rows = np.concatenate(coords), np.concatenate(axes), np.concatenate(rows)
-    # A random rank within each pair: sort by (pair, random key), count from each pair's start.
-    order = np.lexsort((rng.random(len(rows)), rows))
-    sorted_rows = rows[order]
-    start = np.searchsorted(sorted_rows, sorted_rows, side="left")
-    chosen = np.sort(order[np.arange(len(order)) - start < per_pair])
-    return tuple(coords[chosen].T), axes[chosen], rows[chosen].astype(np.int64)
+        row, known = index.rows(a[where].astype(np.int64), b[where].astype(np.int64))
+        coords.append(np.column_stack(where)[known])
+        axes.append(np.full(known.sum(), axis, np.int8))
+        rows.append(row[known])
+    coords, axes, rows = np.concatenate(coords), np.concatenate(axes), np.concatenate(rows).astype(np.int64)
+    chosen = _at_most_per_group(rows, settings["per_pair"], rng)
+    coords, axes, rows = coords[chosen], axes[chosen], rows[chosen]
+    low, high = settings["levels"]
+    image = (image.astype(np.float32) - np.float32(low)) * np.float32(settings["sign"] / (high - low))
+    lower = tuple(coords[:, d] + crop[d] for d in range(3))
+    upper = tuple(w + (axes == d) for d, w in enumerate(lower))
+    columns = []
+    for scale in settings["scales"]:
+        smooth = np.pad(gaussian_filter(image, scale, mode="nearest"), 1, mode="edge")
+        columns += [0.5 * (x + y) for x, y in zip(_filters(smooth, lower, axes, scale),
+                                                  _filters(smooth, upper, axes, scale))]
+    return rows, np.column_stack(columns).astype(np.float32).reshape(len(rows), len(columns))
+
+
+def _at_most_per_group(groups: np.ndarray, most: int, rng) -> np.ndarray:
+    """Sorted indices of a random subset keeping at most `most` members of each group."""
+    order = np.lexsort((rng.random(len(groups)), groups))  # by group, randomly within it
+    in_order = groups[order]
+    rank = np.arange(len(order)) - np.searchsorted(in_order, in_order, side="left")
+    return np.sort(order[rank < most])
 
 
 def _filters(smooth: np.ndarray, where, axis: np.ndarray, scale: float) -> list:

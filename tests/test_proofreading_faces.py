@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dask.array as da
 import numpy as np
 import pytest
 
@@ -38,6 +39,26 @@ def test_face_sample_keeps_at_most_per_pair_faces_of_each_pair():
     assert across[membrane].min() > across[~membrane].max()
     again = face_sample(labels, em, pairs, per_pair=50)
     np.testing.assert_array_equal(again.features, faces.features)  # a fixed seed: the same sample
+
+
+def test_face_sample_of_dask_blocks_equals_the_whole_volume():
+    brain = mini_brain(n_neurons=12, shape=(24, 64, 64), seed=1)
+    pairs = contact_table(brain.fragments, image=brain.em).pairs
+    everything = 10**9  # no sampling: the same faces both ways
+    whole = face_sample(brain.fragments, brain.em, pairs, per_pair=everything)
+    chunked = face_sample(da.from_array(brain.fragments, chunks=(10, 24, 40)), da.from_array(brain.em, chunks=16),
+                          pairs, per_pair=everything)
+    assert len(whole.pair) == pairs["contact"].sum() == len(chunked.pair)  # every face once
+
+    def in_order(sample):  # faces sorted by pair, then by their features
+        order = np.lexsort((*sample.features.T[::-1], sample.pair))
+        return sample.pair[order], sample.features[order]
+
+    (pair_w, features_w), (pair_c, features_c) = in_order(whole), in_order(chunked)
+    np.testing.assert_array_equal(pair_w, pair_c)
+    np.testing.assert_allclose(features_c, features_w, atol=1e-5)  # the blocks' margins suffice
+    few = face_sample(da.from_array(brain.fragments, chunks=(10, 24, 40)), brain.em, pairs, per_pair=5)
+    assert (np.bincount(few.pair, minlength=len(pairs)) == np.minimum(pairs["contact"], 5)).all()
 
 
 def test_learned_membranes_tell_unanswered_pairs_apart():
