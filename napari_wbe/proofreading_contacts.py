@@ -112,18 +112,23 @@ def _block(labels: np.ndarray, values, crop, origin, settings) -> dict:
     (lo, hi) = origin
     own = tuple(h - l for l, h in zip(lo, hi))
     field = _face_field(values, labels, crop, settings)
-    found = []
+    found = list(block_faces(labels, own))
+    own_labels = labels[tuple(slice(0, n) for n in own)]
+    ids, index = compact_ids(own_labels.ravel())
+    sizes = pd.Series(np.bincount(index, minlength=len(ids)), index=ids)
+    return {"faces": _pair_rows(found, field, lo), "surface": _surface(found), "size": sizes}
+
+
+def block_faces(labels: np.ndarray, own):
+    """Per axis: (id below, id above, coordinates of the voxel below, axis) of the faces
+    between different ids whose lower voxel lies in the first `own` voxels of `labels`."""
     for axis in range(3):
         n_faces = min(own[axis], labels.shape[axis] - 1)  # the last slice of the volume has no upper face
         lower = tuple(slice(0, n_faces) if d == axis else slice(0, own[d]) for d in range(3))
         upper = tuple(slice(1, n_faces + 1) if d == axis else slice(0, own[d]) for d in range(3))
         a, b = labels[lower], labels[upper]
         where = np.nonzero(a != b)
-        found.append((a[where], b[where], where, axis))
-    own_labels = labels[tuple(slice(0, n) for n in own)]
-    ids, index = compact_ids(own_labels.ravel())
-    sizes = pd.Series(np.bincount(index, minlength=len(ids)), index=ids)
-    return {"faces": _pair_rows(found, field, lo), "surface": _surface(found), "size": sizes}
+        yield a[where], b[where], where, axis
 
 
 def _face_field(values, labels: np.ndarray, crop, settings):

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import gaussian_filter
 
-from .proofreading_contacts import face_windows, intensity_levels, symmetric_eigenvalues
+from .proofreading_contacts import block_faces, face_windows, intensity_levels, symmetric_eigenvalues
 
 SCALES = (1.0, 2.0, 4.0)  # voxels: membrane, membrane + its neighbourhood, organelle size
 PER_SCALE = ("intensity", "gradient", "eigenvalue 1", "eigenvalue 2", "eigenvalue 3", "across the face")
@@ -99,13 +99,8 @@ def _block_faces(labels, image, own, crop, index: _PairIndex, settings, rng):
     lies in this block's own region (`own` voxels from the window's start); `image` is the
     block's EM window, `crop` where the label window starts in it."""
     coords, axes, rows = [], [], []
-    for axis in range(3):
-        n_faces = min(own[axis], labels.shape[axis] - 1)
-        lower = tuple(slice(0, n_faces) if d == axis else slice(0, own[d]) for d in range(3))
-        upper = tuple(slice(1, n_faces + 1) if d == axis else slice(0, own[d]) for d in range(3))
-        a, b = labels[lower], labels[upper]
-        where = np.nonzero((a != b) & (a != 0) & (b != 0))
-        row, known = index.rows(a[where].astype(np.int64), b[where].astype(np.int64))
+    for a, b, where, axis in block_faces(labels, own):
+        row, known = index.rows(a.astype(np.int64), b.astype(np.int64))  # background: not a pair
         coords.append(np.column_stack(where)[known])
         axes.append(np.full(known.sum(), axis, np.int8))
         rows.append(row[known])
