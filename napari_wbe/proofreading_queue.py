@@ -135,7 +135,7 @@ class MergeQueue:
         self.membrane = None  # learned: per row of contacts.pairs, (summed, counted) membrane probability
         self.train_later, self.membranes_due = train_later, False
         self.version: dict[int, int] = {}
-        self.answers: list[tuple] = []  # (rows, accepted, faces, boundary sum, smaller's surface and size)
+        self.answers: list[tuple] = []  # (the pair's record as `_record` gives it, accepted)
         self._rebuild()
 
     # --- the segments ------------------------------------------------------------------
@@ -175,9 +175,8 @@ class MergeQueue:
         a, b = self.segment_of(pair["a"]), self.segment_of(pair["b"])
         if a == b:
             return
-        n, s, rows = self.edges[a][b]
-        small = a if self.size[a] <= self.size[b] else b
-        self.answers.append((list(rows), bool(accept), n, s, self.surface[small], self.size[small]))
+        rows, *rest = self._record(a, b)
+        self.answers.append(((list(rows), *rest), bool(accept)))  # its own rows: merges extend the edge's
         if accept:
             self._merge(a, b)
         else:
@@ -198,7 +197,7 @@ class MergeQueue:
     def membrane_trainer(self):
         """A function training the membrane classifier on the answers so far, for
         `use_membranes`; it holds its own copy of them, so it may run in another thread."""
-        rows, accepted = [answer[0] for answer in self.answers], [answer[1] for answer in self.answers]
+        rows, accepted = [record[0] for record, _ in self.answers], [accept for _, accept in self.answers]
         return lambda: learn_membranes(self.faces, rows, accepted)
 
     def use_membranes(self, learned) -> None:
@@ -219,12 +218,14 @@ class MergeQueue:
 
     def _features(self, edges) -> np.ndarray:
         """Model inputs of (a, b) segment pairs (see merge_features)."""
-        records = []
-        for a, b in edges:
-            n, s, rows = self.edges[a][b]
-            small = a if self.size[a] <= self.size[b] else b
-            records.append((rows, n, s, self.surface[small], self.size[small]))
-        return self._records_features(records)
+        return self._records_features([self._record(a, b) for a, b in edges])
+
+    def _record(self, a: int, b: int) -> tuple:
+        """What the model reads of a pair: (rows of contacts.pairs, faces, boundary sum,
+        the smaller segment's surface and size)."""
+        n, s, rows = self.edges[a][b]
+        small = a if self.size[a] <= self.size[b] else b
+        return rows, n, s, self.surface[small], self.size[small]
 
     def _records_features(self, records) -> np.ndarray:
         """(rows, faces, boundary sum, smaller's surface, smaller's size) -> model inputs."""
@@ -244,9 +245,9 @@ class MergeQueue:
     def _refit(self) -> None:
         """Refit the logistic weights to the answers so far (pulled towards the defaults; a
         learned membrane feature starts at weight 0) and re-score every open pair."""
-        features = self._records_features([answer[:1] + answer[2:] for answer in self.answers])
+        features = self._records_features([record for record, _ in self.answers])
         prior = np.r_[self.prior[:4], np.zeros(features.shape[1] + 1 - 4)]
-        self.weights = fit_weights(features, np.array([answer[1] for answer in self.answers]), prior)
+        self.weights = fit_weights(features, np.array([accept for _, accept in self.answers]), prior)
         self._rebuild()
 
     def _push(self, a: int, neighbours: list) -> None:
@@ -307,6 +308,6 @@ class MergeQueue:
 
     def answers_table(self) -> pd.DataFrame:
         """One row per answer: the model's inputs as they are now (see merge_features) and accepted."""
-        features = self._records_features([answer[:1] + answer[2:] for answer in self.answers])
+        features = self._records_features([record for record, _ in self.answers])
         table = pd.DataFrame(features, columns=FEATURE_NAMES[:features.shape[1]])
-        return table.assign(accepted=[answer[1] for answer in self.answers])
+        return table.assign(accepted=[accept for _, accept in self.answers])

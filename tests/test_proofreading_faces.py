@@ -121,7 +121,7 @@ def test_medulla_membranes_learned_from_answers_beat_the_fixed_measure(shared_da
     for _ in range(400):  # membranes learned after 50, 100, 200 and 400 answers
         pair = queue.next()
         queue.answer(pair, body.get(pair["a"], -1) == body.get(pair["b"], -2))
-    answered = {row for rows, *_ in queue.answers for row in rows}
+    answered = {row for (rows, *_), _ in queue.answers for row in rows}
     pairs = contacts.pairs
     held_out = ~np.isin(np.arange(len(pairs)), list(answered)) & \
         pairs["a"].isin(body.keys()).to_numpy() & pairs["b"].isin(body.keys()).to_numpy()
