@@ -5,10 +5,11 @@
     python benchmarks/bench_barcodes.py --skip-acceptance --tile 4 4 4   # 256x1024x1024 x 18
 
 Acceptance (issue 3): 100 neurons, 18 tags, realistic noise and round shifts: fraction of
-foreground voxels in the right neuron, adapted Rand error, learned codes recovered, and
-fragment-mode ARAND. Throughput is voxel-channels per second; the chunked run decodes a
-zarr volume (the phantom tiled) to a zarr output, each run in a fresh process so its
-peak memory (RSS) is its own.
+foreground voxels in the right neuron, adapted Rand error, learned codes recovered,
+fragment-mode ARAND, and the seconds one slice preview takes (the widget's response to a
+slider). Throughput is voxel-channels per second; the chunked run decodes a zarr volume
+(the phantom tiled) to a zarr output, each run in a fresh process so its peak memory
+(RSS) is its own.
 """
 
 from __future__ import annotations
@@ -75,6 +76,18 @@ def acceptance() -> None:
         found = np.mean([tuple(mb.codebook[i]) in learned for i in np.flatnonzero(big)])
         print(f"{name:34s}{seconds:6.1f}{len(res.table):8d}{voxels_right(res.labels, mb.labels):14.4f}"
               f"{adapted_rand_error(mb.labels, res.labels)[0]:8.4f}{found:13.3f}")
+    preview_latency(barcodes.Decoder(mb.barcode_image, **rounds))
+
+
+def preview_latency(decoder) -> None:
+    """What the widget waits for when a slider moves: one slice decoded at new values."""
+    seconds = []
+    for z, similarity in [(5, 0.7), (20, 0.75), (30, 0.9), (40, 0.6), (47, 0.85)]:
+        t = time.perf_counter()
+        decoder.with_options(min_similarity=similarity).preview(z)
+        seconds.append(time.perf_counter() - t)
+    print(f"slice preview (the widget's slider response; aim < 0.3 s): median {np.median(seconds):.3f} s, "
+          f"slowest {max(seconds):.3f} s of {len(seconds)}")
 
 
 def throughput(tile) -> None:

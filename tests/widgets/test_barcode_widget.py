@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from functools import lru_cache
 
 import numpy as np
@@ -101,7 +100,7 @@ def test_prepare_preview_and_decode_the_volume(viewer, qtbot):
 
 
 @pytest.mark.slow
-def test_the_exm_sample_end_to_end_with_fast_previews(viewer, qtbot):
+def test_the_exm_sample_end_to_end_with_previews(viewer, qtbot):
     from napari_wbe._sample_data import _phantom as sample_phantom
 
     viewer.open_sample("napari-wbe", "mini-brain-exm")
@@ -112,14 +111,16 @@ def test_the_exm_sample_end_to_end_with_fast_previews(viewer, qtbot):
     _wait(widget, qtbot)
     assert widget.histograms.n_panels == 18, widget.status.text
     qtbot.wait(100)
-    times = []
+    # every slider move shows that slice decoded at those values (its speed: bench_barcodes.py)
     for z, similarity in [(5, 0.7), (20, 0.75), (30, 0.9), (40, 0.6), (47, 0.85)]:
         viewer.dims.set_current_step(0, z)
         widget.similarity.value = similarity
-        start = time.perf_counter()
         widget.update_preview()
-        times.append(time.perf_counter() - start)
-    assert np.median(times) < 0.3, times
+        preview = viewer.layers[PREVIEW]
+        expected = widget._decoder.with_options(foreground_threshold=widget.foreground.value,
+                                                min_similarity=similarity).preview(z)["code"]
+        np.testing.assert_array_equal(preview.data[0], expected)
+        assert preview.translate[0] == pytest.approx(z * preview.scale[0]) and preview.visible
 
     widget.decode_button.native.click()
     _wait(widget, qtbot)
