@@ -78,13 +78,9 @@ def contact_table(labels, image=None, boundary=None, sigma: float = 1.5, dark_me
     settings = {"source": source, "scale": scale, "levels": levels, "sigma": float(sigma),
                 "sign": 1.0 if dark_membranes else -1.0}
     if isinstance(labels, da.Array) or isinstance(values, da.Array):
-        tasks = [dask.delayed(_block)(labels[lab], None if values is None else values[img], crop, origin, settings)
-                 for lab, img, crop, origin in windows]
-        results = []
-        for start in range(0, len(tasks), 8):  # a few blocks at a time: bounded memory, some progress
-            results += dask.compute(*tasks[start:start + 8])
-            if progress:
-                progress(len(results), len(tasks))
+        results = compute_in_batches([
+            dask.delayed(_block)(labels[lab], None if values is None else values[img], crop, origin, settings)
+            for lab, img, crop, origin in windows], progress)
     else:
         labels = np.asarray(labels)
         values = None if values is None else np.asarray(values)
@@ -105,6 +101,17 @@ def face_windows(labels, halo: int):
         img = tuple(slice(max(a - halo, 0), min(b + 1 + halo, n)) for a, b, n in zip(lo, hi, shape))
         crop = tuple(a - s.start for a, s in zip(lo, img))
         yield lab, img, crop, (tuple(lo), tuple(hi))
+
+
+def compute_in_batches(tasks: list, progress=None, batch: int = 8) -> list:
+    """Results of dask.delayed tasks, a few at a time (in parallel within a batch): memory
+    stays bounded by a batch's blocks, and `progress(done, total)` hears after each batch."""
+    results = []
+    for start in range(0, len(tasks), batch):
+        results += dask.compute(*tasks[start:start + batch])
+        if progress:
+            progress(len(results), len(tasks))
+    return results
 
 
 def _block(labels: np.ndarray, values, crop, origin, settings) -> dict:

@@ -23,11 +23,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import dask
+import dask.array as da
 import numpy as np
 import pandas as pd
 from scipy.ndimage import gaussian_filter
 
-from .proofreading_contacts import block_faces, face_windows, intensity_levels, symmetric_eigenvalues
+from .proofreading_contacts import (
+    block_faces,
+    compute_in_batches,
+    face_windows,
+    intensity_levels,
+    symmetric_eigenvalues,
+)
 
 SCALES = (1.0, 2.0, 4.0)  # voxels: membrane, membrane + its neighbourhood, organelle size
 PER_SCALE = ("intensity", "gradient", "eigenvalue 1", "eigenvalue 2", "eigenvalue 3", "across the face")
@@ -46,27 +54,31 @@ class FaceSample:
 
 
 def face_sample(labels, image, pairs: pd.DataFrame, per_pair: int = 64, scales=SCALES,
-                dark_membranes: bool = True, seed: int = 0) -> FaceSample:
+                dark_membranes: bool = True, seed: int = 0, progress=None) -> FaceSample:
     """Sampled faces between the touching pairs in `pairs` (columns a < b, as
     `contact_table` gives them) of `labels` (numpy or dask), with filter features of
-    `image` (EM on the same grid). Dask volumes are read block by block, each with the
-    margin its filters need, so a face's features equal a whole-volume run's."""
+    `image` (EM on the same grid). Dask volumes are read block by block, in parallel, each
+    with the margin its filters need, so a face's features equal a whole-volume run's;
+    `progress(done, total)` hears after every few blocks."""
     if tuple(np.shape(image)) != tuple(labels.shape):
         raise ValueError(f"image has shape {tuple(np.shape(image))} but labels are {tuple(labels.shape)}; "
                          "they must share one grid.")
     index = _PairIndex(pairs["a"].to_numpy(np.int64), pairs["b"].to_numpy(np.int64))
     settings = {"levels": intensity_levels(image), "sign": 1.0 if dark_membranes else -1.0,
                 "scales": tuple(float(s) for s in scales), "per_pair": int(per_pair)}
-    rng = np.random.default_rng(seed)
     halo = int(4.0 * max(settings["scales"]) + 0.5) + 2  # gaussian radius + the differences' reach
-    rows, features = [], []
-    for lab, img, crop, (lo, hi) in face_windows(labels, halo):
-        block_rows, block_features = _block_faces(np.asarray(labels[lab]), np.asarray(image[img]),
-                                                  [b - a for a, b in zip(lo, hi)], crop, index, settings, rng)
-        rows.append(block_rows)
-        features.append(block_features)
-    rows, features = np.concatenate(rows), np.concatenate(features)
-    keep = _at_most_per_group(rows, per_pair, rng)  # several blocks may each have kept per_pair
+    windows = list(face_windows(labels, halo))
+    seeds = np.random.SeedSequence(seed).spawn(len(windows) + 1)  # one per block: any order, same sample
+    blocks = [(labels[lab], image[img], [b - a for a, b in zip(lo, hi)], crop, index, settings,
+               np.random.default_rng(block_seed)) for (lab, img, crop, (lo, hi)), block_seed in zip(windows, seeds)]
+    if isinstance(labels, da.Array) or isinstance(image, da.Array):
+        found = compute_in_batches([dask.delayed(_block_faces)(*block) for block in blocks], progress)
+    else:  # numpy: one block, the whole volume
+        found = [_block_faces(np.asarray(lab), np.asarray(img), *rest) for lab, img, *rest in blocks]
+        if progress:
+            progress(1, 1)
+    rows, features = (np.concatenate(parts) for parts in zip(*found))
+    keep = _at_most_per_group(rows, per_pair, np.random.default_rng(seeds[-1]))  # blocks may each keep per_pair
     names = [f"{name} (scale {scale:g})" for scale in settings["scales"] for name in PER_SCALE]
     return FaceSample(rows[keep], features[keep], names, len(pairs))
 
