@@ -37,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import dask
+import dask.array as da
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,6 +185,13 @@ def main() -> None:
     first, median, faces = timed(lambda: face_sample(fragments, em, contacts.pairs), repeats=2)
     print(f"face_sample: {median:.2f} s (first call {first:.2f} s); {len(faces.pair):,} faces "
           f"of {faces.n_pairs:,} pairs, {faces.features.shape[1]} features")
+    chunked = da.from_array(fragments, chunks=125)  # 8 blocks, as a zarr volume would be read
+    seconds = {}
+    for scheduler in ("synchronous", "threads"):
+        with dask.config.set(scheduler=scheduler):
+            seconds[scheduler] = timed(lambda: face_sample(chunked, em, contacts.pairs), repeats=2)[1]
+    print(f"face_sample of the cube as 8 dask blocks: {seconds['threads']:.2f} s in parallel, "
+          f"{seconds['synchronous']:.2f} s one block after another ({seconds['synchronous'] / seconds['threads']:.1f}x)")
     order = np.random.default_rng(args.seed).permutation(len(merges))
     queues = {
         "ranked": lambda: StaticQueue(merges["labels"]),
