@@ -27,7 +27,7 @@ answered pairs (between two cells: membrane; inside one: not), and every pair ga
 fourth input, the mean learned membrane probability over its contact's sampled faces. On
 the FlyEM medulla cube, over the touching pairs not yet answered, it ranks one-cell pairs
 before two-cell pairs with ROC AUC 0.95 after 400 answers (the fixed Hessian measure: 0.90),
-and the queue halves VI in 1,070 decisions instead of 1,200 (bench_proofreading_queue.py).
+and the queue halves VI in 1,000-1,080 decisions instead of 1,200 (bench_proofreading_queue.py).
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ LEARN_MEMBRANES_FROM = 50
 EARLY_REFITS_UNTIL = 100
 # The learned membrane's weight starts at 0 but is held there loosely (prior precision 0.1,
 # the other weights 1). On the medulla cube, at precision 1 the prior kept it at -4 after 100
-# answers and -8 after 800; at 0.1 it is -10 and -20, and VI after 300 / 600 / 900 decisions
-# is 1.810 / 1.610 / 1.453 instead of 1.837 / 1.618 / 1.466.
+# answers and -8 after 800; at 0.1 it is -10 and -20, and the queue halves VI in 1,035
+# decisions on average over four face samples (1,000-1,080) instead of 1,078 (1,060-1,090).
 LEARNED_WEIGHT_PRECISION = 0.1
 
 

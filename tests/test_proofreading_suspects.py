@@ -12,7 +12,7 @@ from skimage.segmentation import find_boundaries
 from napari_wbe.phantom import mini_brain
 from napari_wbe.proofreading_contacts import contact_table, largest_eigenvalue
 from napari_wbe.proofreading_metrics import contingency, metrics
-from napari_wbe.proofreading_queue import MergeQueue
+from napari_wbe.proofreading_queue import MergeQueue, fit_weights
 from napari_wbe.proofreading_suspects import COLUMNS, suspects
 
 
@@ -173,3 +173,14 @@ def test_medulla_suspects_mostly_right(shared_data, tmp_path_factory):
     merges = table[table["kind"] == "merge?"].sort_values("probability", ascending=False, kind="stable")
     assert np.mean([same(a, b) for a, b in merges["labels"].head(100)]) >= 0.95
     assert (table["kind"] == "orphan").sum() > 100
+
+
+def test_fit_weights_holds_each_weight_to_its_prior_as_firmly_as_asked():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(400, 2))
+    accepted = features @ np.array([3.0, -3.0]) + rng.logistic(size=400) > 0
+    prior = np.zeros(3)
+    loose = fit_weights(features, accepted, prior, strength=1e-6)
+    assert loose[1] > 2 and loose[2] < -2  # the answers' own weights
+    held = fit_weights(features, accepted, prior, strength=[1e-6, 1e6, 1e-6])
+    assert abs(held[1]) < 1e-3 and held[2] < -1  # the first feature pinned, the second still learned
