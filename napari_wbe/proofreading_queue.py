@@ -254,7 +254,8 @@ class MergeQueue:
         learned membrane feature's weight towards 0, loosely) and re-score every open pair."""
         features = self._records_features([record for record, _ in self.answers])
         learned = features.shape[1] + 1 - 4
-        prior, strength = np.r_[self.prior[:4], np.zeros(learned)], np.r_[np.ones(4), np.full(learned, LEARNED_WEIGHT_PRECISION)]
+        prior = np.r_[self.prior[:4], np.zeros(learned)]
+        strength = np.r_[np.ones(4), np.full(learned, LEARNED_WEIGHT_PRECISION)]
         self.weights = fit_weights(features, np.array([accept for _, accept in self.answers]), prior, strength)
         self._rebuild()
 
