@@ -190,8 +190,9 @@ def main() -> None:
     for scheduler in ("synchronous", "threads"):
         with dask.config.set(scheduler=scheduler):
             seconds[scheduler] = timed(lambda: face_sample(chunked, em, contacts.pairs), repeats=2)[1]
-    print(f"face_sample of the cube as 8 dask blocks: {seconds['threads']:.2f} s in parallel, "
-          f"{seconds['synchronous']:.2f} s one block after another ({seconds['synchronous'] / seconds['threads']:.1f}x)")
+    serial, parallel = seconds["synchronous"], seconds["threads"]
+    print(f"face_sample of the cube as 8 dask blocks: {parallel:.2f} s in parallel, "
+          f"{serial:.2f} s one block after another ({serial / parallel:.1f}x)")
     order = np.random.default_rng(args.seed).permutation(len(merges))
     queues = {
         "ranked": lambda: StaticQueue(merges["labels"]),

@@ -70,7 +70,8 @@ def face_sample(labels, image, pairs: pd.DataFrame, per_pair: int = 64, scales=S
     windows = list(face_windows(labels, halo))
     seeds = np.random.SeedSequence(seed).spawn(len(windows) + 1)  # one per block: any order, same sample
     blocks = [(labels[lab], image[img], [b - a for a, b in zip(lo, hi)], crop, index, settings,
-               np.random.default_rng(block_seed)) for (lab, img, crop, (lo, hi)), block_seed in zip(windows, seeds)]
+               np.random.default_rng(block_seed))
+              for (lab, img, crop, (lo, hi)), block_seed in zip(windows, seeds)]
     if isinstance(labels, da.Array) or isinstance(image, da.Array):
         found = compute_in_batches([dask.delayed(_block_faces)(*block) for block in blocks], progress)
     else:  # numpy: one block, the whole volume
@@ -78,7 +79,7 @@ def face_sample(labels, image, pairs: pd.DataFrame, per_pair: int = 64, scales=S
         if progress:
             progress(1, 1)
     rows, features = (np.concatenate(parts) for parts in zip(*found))
-    keep = _at_most_per_group(rows, per_pair, np.random.default_rng(seeds[-1]))  # blocks may each keep per_pair
+    keep = _at_most_per_group(rows, per_pair, np.random.default_rng(seeds[-1]))  # each block kept per_pair
     names = [f"{name} (scale {scale:g})" for scale in settings["scales"] for name in PER_SCALE]
     return FaceSample(rows[keep], features[keep], names, len(pairs))
 

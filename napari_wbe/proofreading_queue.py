@@ -256,7 +256,8 @@ class MergeQueue:
         learned = features.shape[1] + 1 - 4
         prior = np.r_[self.prior[:4], np.zeros(learned)]
         strength = np.r_[np.ones(4), np.full(learned, LEARNED_WEIGHT_PRECISION)]
-        self.weights = fit_weights(features, np.array([accept for _, accept in self.answers]), prior, strength)
+        accepted = np.array([accept for _, accept in self.answers])
+        self.weights = fit_weights(features, accepted, prior, strength)
         self._rebuild()
 
     def _push(self, a: int, neighbours: list) -> None:
