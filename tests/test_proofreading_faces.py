@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -59,6 +60,10 @@ def test_face_sample_of_dask_blocks_equals_the_whole_volume():
     np.testing.assert_allclose(features_c, features_w, atol=1e-5)  # the blocks' margins suffice
     few = face_sample(da.from_array(brain.fragments, chunks=(10, 24, 40)), brain.em, pairs, per_pair=5)
     assert (np.bincount(few.pair, minlength=len(pairs)) == np.minimum(pairs["contact"], 5)).all()
+    with dask.config.set(scheduler="synchronous"):  # blocks one after another: the same sample
+        again = face_sample(da.from_array(brain.fragments, chunks=(10, 24, 40)), brain.em, pairs, per_pair=5)
+    np.testing.assert_array_equal(again.pair, few.pair)
+    np.testing.assert_array_equal(again.features, few.features)
 
 
 def test_learned_membranes_tell_unanswered_pairs_apart():
