@@ -195,7 +195,7 @@ class Pipeline:
             # With EM and a limited number of decisions the queue also learns membranes from the
             # answers (faces sampled block by block); answered to the end, the order changes little.
             faces = None if self.em is None or not learn or decisions is None else \
-                face_sample(chunked, self.em, self._contacts.pairs)
+                face_sample(chunked, self.em, self._contacts.pairs, progress=self.progress)
             mapping, answers, exhausted = answer_queue(self._contacts, decisions, answer, weights, learn, faces)
             proofread = (merge_with_log(labels, mapping, log_path) if log_path is not None
                          else relabel_segments(labels, chunked, mapping))
