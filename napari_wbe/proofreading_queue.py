@@ -22,12 +22,15 @@ boundary statistics.
 
 Given `faces` (`proofreading_faces.face_sample` of the fragments and the EM), the queue
 also learns what a membrane looks like in this volume: after 50 answers, and again after
-100, 200, 400, ..., a classifier of face filter features is trained on the faces of the
-answered pairs (between two cells: membrane; inside one: not), and every pair gains a
-fourth input, the mean learned membrane probability over its contact's sampled faces. On
-the FlyEM medulla cube, over the touching pairs not yet answered, it ranks one-cell pairs
-before two-cell pairs with ROC AUC 0.95 after 400 answers (the fixed Hessian measure: 0.90),
-and the queue halves VI in 1,000-1,080 decisions instead of 1,200 (bench_proofreading_queue.py).
+100, 200, 400, ..., a classifier of face filter features is trained on the faces whose
+answer is known (accepted contacts: inside one cell, not membrane; the whole contact of two
+segments kept apart: membrane), and every pair gains a fourth input, the mean learned
+membrane probability over its contact's sampled faces. On the FlyEM medulla cube, over the
+touching pairs not yet answered, it ranks one-cell pairs before two-cell pairs with ROC AUC
+0.95 after 400 answers (the fixed Hessian measure: 0.90), and the queue halves VI in 950-1,000
+decisions (mean 976 over eight face samples) instead of 1,200 (bench_proofreading_queue.py).
+A merge is never less likely than ONE_CELL_AT_LEAST: a very big pair is asked about sooner or
+later, whatever its boundary looks like.
 """
 
 from __future__ import annotations
@@ -62,8 +65,17 @@ EARLY_REFITS_UNTIL = 100
 # The learned membrane's weight starts at 0 but is held there loosely (prior precision 0.1,
 # the other weights 1). On the medulla cube, at precision 1 the prior kept it at -4 after 100
 # answers and -8 after 800; at 0.1 it is -10 and -20, and the queue halves VI in 1,035
-# decisions on average over four face samples (1,000-1,080) instead of 1,078 (1,060-1,090).
+# decisions on average over four face samples (1,000-1,080) instead of 1,078 (1,060-1,090)
+# (measured before membranes were learned from implied answers too).
 LEARNED_WEIGHT_PRECISION = 0.1
+# However membrane-like their contact, two segments are one cell with probability at least
+# this: a neuron touches itself where it folds back, and two pieces of a cell cut by the
+# volume's edge join outside it, where no boundary measure can look. It matters only for
+# big pairs (score = probability x impact): on the medulla cube the biggest missed join,
+# two pieces of its largest body (0.07 bits of VI) meeting across real membrane, got a
+# probability of 2e-5. Chosen on that cube: with the implied membranes of `membrane_trainer`,
+# 0.003 takes the queue from 1,015 to 976 decisions to halve VI (mean of 8 face samples).
+ONE_CELL_AT_LEAST = 0.003
 
 
 def merge_features(boundary_mean, contact, surface_small, size_small, learned_membrane=None) -> np.ndarray:
@@ -202,9 +214,15 @@ class MergeQueue:
             self._refit()
 
     def membrane_trainer(self):
-        """A function training the membrane classifier on the answers so far, for
-        `use_membranes`; it holds its own copy of them, so it may run in another thread."""
-        rows, accepted = [record[0] for record, _ in self.answers], [accept for _, accept in self.answers]
+        """A function training the membrane classifier on what the answers so far imply, for
+        `use_membranes`; it holds its own copy of them, so it may run in another thread.
+        An accepted pair's contact is inside one cell. Two segments kept apart are two cells
+        along all of their contact as it is now: after "keep A and B apart" and "merge A
+        with A'", the A'-B contact is membrane too, though nobody was asked about it."""
+        inside = [record[0] for record, accept in self.answers if accept]
+        between = [list(self.edges[a][b][2]) for a, others in self.cannot.items() for b in others
+                   if a < b and b in self.edges.get(a, {})]
+        rows, accepted = inside + between, [True] * len(inside) + [False] * len(between)
         return lambda: learn_membranes(self.faces, rows, accepted)
 
     def use_membranes(self, learned) -> None:
@@ -217,11 +235,15 @@ class MergeQueue:
     def _suggestion(self, a: int, b: int, score: float) -> dict:
         n, s, _ = self.edges[a][b]
         features = self._features([(a, b)])
-        suggestion = {"a": a, "b": b, "probability": float(merge_probability(features, self.weights)[0]),
+        suggestion = {"a": a, "b": b, "probability": float(self._probability(features)[0]),
                       "score": score, "contact": n, "boundary_mean": s / n if n else np.nan}
         if features.shape[1] > 3:
             suggestion["learned_membrane"] = float(features[0, 3])
         return suggestion
+
+    def _probability(self, features: np.ndarray) -> np.ndarray:
+        """The merge model's probability, never below ONE_CELL_AT_LEAST (see there)."""
+        return ONE_CELL_AT_LEAST + (1.0 - ONE_CELL_AT_LEAST) * merge_probability(features, self.weights)
 
     def _features(self, edges) -> np.ndarray:
         """Model inputs of (a, b) segment pairs (see merge_features)."""
@@ -265,7 +287,7 @@ class MergeQueue:
         if not neighbours:
             return
         sizes = np.array([self.size[x] for x in neighbours])
-        scores = merge_probability(self._features([(a, x) for x in neighbours]), self.weights) * \
+        scores = self._probability(self._features([(a, x) for x in neighbours])) * \
             merge_impact(self.size[a], sizes)
         version = self.version.get(a, 0)
         for score, x in zip(scores.tolist(), neighbours):
@@ -284,7 +306,7 @@ class MergeQueue:
             return
         a, b = np.array(pairs).T
         size_a, size_b = np.array([self.size[x] for x in a]), np.array([self.size[y] for y in b])
-        scores = merge_probability(self._features(pairs), self.weights) * merge_impact(size_a, size_b)
+        scores = self._probability(self._features(pairs)) * merge_impact(size_a, size_b)
         self.heap = [(-score, x, y, self.version.get(x, 0), self.version.get(y, 0))
                      for score, x, y in zip(scores.tolist(), a.tolist(), b.tolist())]
         heapq.heapify(self.heap)

@@ -152,6 +152,25 @@ def test_merge_queue_adds_contacts_exactly():
     assert queue.next() is None
 
 
+def test_membranes_are_learned_from_what_the_answers_imply(monkeypatch):
+    labels = np.zeros((4, 6, 9), np.int32)
+    labels[:, :, 0:3], labels[:, :, 3:6], labels[:, :3, 6:], labels[:, 3:, 6:] = 1, 2, 3, 4
+    contacts = contact_table(labels, boundary=np.zeros(labels.shape, np.float32))
+    row = {pair: i for i, pair in enumerate(zip(contacts.pairs["a"], contacts.pairs["b"]))}
+    queue = MergeQueue(contacts, faces="a face sample", train_later=True)
+    queue.answer({"a": 1, "b": 2}, True)
+    queue.answer({"a": 3, "b": queue.segment_of(2)}, False)
+    queue.answer({"a": 4, "b": 3}, True)
+    trained = {}
+    monkeypatch.setattr("napari_wbe.proofreading_queue.learn_membranes",
+                        lambda faces, rows, accepted: trained.update(rows=rows, accepted=accepted))
+    queue.membrane_trainer()()
+    taught = {frozenset(rows): accepted for rows, accepted in zip(trained["rows"], trained["accepted"])}
+    # inside: the two accepted contacts; between: all of 1+2 against 3+4, though only 2-3 was asked
+    assert taught == {frozenset([row[1, 2]]): True, frozenset([row[3, 4]]): True,
+                      frozenset([row[2, 3], row[2, 4]]): False}
+
+
 @pytest.mark.realdata
 def test_medulla_suspects_mostly_right(shared_data, tmp_path_factory):
     from tests.medulla_cube import load
