@@ -73,9 +73,10 @@ LEARNED_WEIGHT_PRECISION = 0.1
 # volume's edge join outside it, where no boundary measure can look. It matters only for
 # big pairs (score = probability x impact). Chosen on the medulla cube: with the implied
 # membranes of `membrane_trainer`, 0.003 takes the queue from 1,015 to 976 decisions to
-# halve VI (mean of 8 face samples; better on 5 of them). The 21 pairs asked at a probability
-# below 0.01 in the first 1,100 decisions (face sample 0) were all two cells, so the gain is, as we read
-# it, what their rejections teach: the membrane along big contacts between two cells.
+# halve VI (mean of 8 face samples; better on 5 of them). The 21 pairs asked at a
+# probability below 0.01 in the first 1,100 decisions (face sample 0) were all two cells,
+# so the gain is, as we read it, what their rejections teach: the membrane along big
+# contacts between two cells.
 ONE_CELL_AT_LEAST = 0.003
 
 
