@@ -8,7 +8,8 @@ queue on the FlyEM medulla cube (fibsem_medulla), so that cube is the evaluation
 Weights fitted on its own pair answers know those answers in advance: the queue then
 looks better there than it can on a volume nobody has proofread yet (it did: 85% of the
 top 20 merge suggestions right with medulla-fitted weights, 60% with these; 1,080
-decisions to halve VI, 1,200 with these, 1,960 with these and no learning).
+decisions to halve VI, 1,200 with these, 1,960 with these and no learning; measured before
+contact flatness joined the model).
 fibsem_small is an independent volume (another crop, another watershed) with its own
 ground truth, so weights fitted on it are a fair prior for any new volume.
 
@@ -19,8 +20,9 @@ What is fitted, to match what the queue and `suspects` score:
 - answer: "merge" when both fragments' majority ground-truth neurons are the same (the
   benchmark's simulated proofreader); fragments lying only on unlabelled voxels (truth 0)
   have no answer and their pairs are left out;
-- model: `merge_features` (mean boundary, enclosure, log10 smaller size) into the
-  logistic `merge_probability`, fitted by `fit_weights` with a weak gaussian prior at 0
+- model: `merge_features` (mean boundary, enclosure, log10 smaller size, contact
+  flatness) into the logistic `merge_probability`, fitted by `fit_weights` with a weak
+  gaussian prior at 0
   (precision 1: keeps the fit finite if a feature separates the answers, and owes
   nothing to the old weights).
 """
@@ -42,7 +44,7 @@ from napari_wbe.proofreading_metrics import contingency
 from napari_wbe.proofreading_queue import fit_weights, merge_features, merge_probability
 from napari_wbe.volumes import open_volume
 
-NAMES = ("intercept", "mean boundary", "enclosure", "log10 smaller size")
+NAMES = ("intercept", "mean boundary", "enclosure", "log10 smaller size", "contact flatness")
 
 
 def load_small(data: Path) -> dict[str, np.ndarray]:
@@ -67,7 +69,8 @@ def pair_answers(em, fragments, truth) -> tuple[np.ndarray, np.ndarray]:
     size_b = segments["size"].reindex(pairs["b"]).to_numpy()
     surface = np.where(size_a <= size_b, segments["surface"].reindex(pairs["a"]).to_numpy(),
                        segments["surface"].reindex(pairs["b"]).to_numpy())
-    features = merge_features(pairs["boundary_mean"], pairs["contact"], surface, np.minimum(size_a, size_b))
+    features = merge_features(pairs["boundary_mean"], pairs["contact"], surface, np.minimum(size_a, size_b),
+                              pairs["flatness"])
     accepted = np.array([body[a] == body[b] for a, b in zip(pairs["a"].tolist(), pairs["b"].tolist())])
     return features, accepted
 
@@ -85,10 +88,10 @@ def main() -> None:
     args = parser.parse_args()
     volume = load_small(args.data)
     features, accepted = pair_answers(volume["em"], volume["fragments"], volume["truth"])
-    weights = fit_weights(features, accepted, prior=np.zeros(4), strength=1.0)
+    weights = fit_weights(features, accepted, prior=np.zeros(len(NAMES)), strength=1.0)
     auc = roc_auc(accepted, merge_probability(features, weights))
     print(f"fibsem_small {volume['fragments'].shape}: {len(features)} touching fragment pairs with an answer, "
-          f"{accepted.mean():.0%} one neuron; ROC AUC of the fit on them {auc:.2f}")
+          f"{accepted.mean():.0%} one neuron; ROC AUC of the fit on them {auc:.3f}")
     for name, value in zip(NAMES, weights):
         print(f"  {name:20s} {value:8.3f}")
     print("DEFAULT_WEIGHTS = np.array([" + ", ".join(f"{w:.2f}" for w in weights) + "])")

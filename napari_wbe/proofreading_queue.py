@@ -9,12 +9,15 @@ The model (also what `suspects` ranks "merge?" rows by):
 - probability that two touching segments are one cell, a logistic function of the mean
   boundary strength along the contact (NeuroProof's "mean" agglomeration statistic), the
   enclosure (contact / surface of the smaller segment: a piece wrapped by another is
-  usually part of it) and the smaller segment's size (small pieces touch many cells);
+  usually part of it), the smaller segment's size (small pieces touch many cells) and the
+  contact's flatness (two cells meet along a membrane, a smooth sheet; the cut between
+  two pieces of one cell is ragged: proofreading_contacts);
 - impact: the drop in VI (split part) if they are one cell, (s_a + s_b) log2(s_a + s_b)
   - s_a log2 s_a - s_b log2 s_b voxel-bits: merging big pieces matters more;
 - score = probability x impact: the expected improvement of one decision.
 After an accepted merge the two segments' contacts with each neighbour are added up
-(faces and boundary sums add, so the new mean is exact) and those pairs are re-scored; a
+(faces, boundary sums and face moments add, so the new mean and flatness are exact) and
+those pairs are re-scored; a
 rejected pair is remembered, so no segment containing one side is offered the other again.
 Every `refit_every` answers (every 10 of the first 100) the logistic weights are refitted to
 the answers so far (pulled towards the defaults), so the ranking adapts to the data's own
@@ -24,11 +27,11 @@ Given `faces` (`proofreading_faces.face_sample` of the fragments and the EM), th
 also learns what a membrane looks like in this volume: after 50 answers, and again after
 100, 200, 400, ..., a classifier of face filter features is trained on the faces whose
 answer is known (accepted contacts: inside one cell, not membrane; the whole contact of two
-segments kept apart: membrane), and every pair gains a fourth input, the mean learned
+segments kept apart: membrane), and every pair gains a fifth input, the mean learned
 membrane probability over its contact's sampled faces. On the FlyEM medulla cube, over the
 touching pairs not yet answered, it ranks one-cell pairs before two-cell pairs with ROC AUC
-0.95 after 400 answers (the fixed Hessian measure: 0.90), and the queue halves VI in 950-1,000
-decisions (mean 976 over eight face samples) instead of 1,200 (bench_proofreading_queue.py).
+0.95 after 400 answers (the fixed Hessian measure: 0.90), and the queue halves VI in 935-961
+decisions (mean 945 over eight face samples) instead of 1,163 (bench_proofreading_queue.py).
 A merge is never less likely than ONE_CELL_AT_LEAST: a very big pair is asked about sooner or
 later, whatever its boundary looks like.
 """
@@ -41,20 +44,22 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from .proofreading_contacts import Contacts
+from .proofreading_contacts import Contacts, contact_flatness
 from .proofreading_faces import learn_membranes
 
-# Logistic weights: intercept, mean boundary, enclosure, log10(smaller size). Fitted to the
-# 867 touching fragment pairs of the gala FIB-SEM crop (fibsem_small, EM boundaries; ROC AUC
-# 0.97 there), rounded: refit with `python benchmarks/fit_queue_weights.py`. Never fit them on
-# the medulla cube: the queue benchmark evaluates there, and weights that saw its answers
-# overstate the queue. There these weights rank pairs well (ROC AUC 0.92) but are too sure
-# of merges, most between big segments (top 500 by score: mean p 0.55, 22% right), so
-# refitting to a proofreader's answers (learn=True, the default) pays:
-# 1,200 decisions to halve the cube's VI with learning, 1,960 without (random: ~4,400).
-DEFAULT_WEIGHTS = np.array([7.28, -8.00, 2.89, -0.67])
+# Logistic weights: intercept, mean boundary, enclosure, log10(smaller size), contact
+# flatness. Fitted to the 867 touching fragment pairs of the gala FIB-SEM crop (fibsem_small,
+# EM boundaries; ROC AUC 0.975 there, 0.970 without flatness), rounded: refit with
+# `python benchmarks/fit_queue_weights.py`. Never fit them on the medulla cube: the queue
+# benchmark evaluates there, and weights that saw its answers overstate the queue. There
+# these weights rank pairs well (ROC AUC 0.91) but are too sure of merges, most between big
+# segments (top 500 by score: mean p 0.56, 22% right), so refitting to a proofreader's
+# answers (learn=True, the default) pays: 1,163 decisions to halve the cube's VI with
+# learning, 1,894 without (random order: 4,289 on average); without flatness 1,200 and 1,960.
+DEFAULT_WEIGHTS = np.array([7.63, -7.36, 2.68, -0.59, -1.16])
 WEIGHTS_FITTED_ON = "fibsem_small (gala example crop, 867 fragment pairs, EM boundaries)"
-FEATURE_NAMES = ["boundary_mean", "enclosure", "log10_size", "learned_membrane"]
+FEATURE_NAMES = ["boundary_mean", "enclosure", "log10_size", "flatness", "learned_membrane"]
+GEOMETRY = len(DEFAULT_WEIGHTS)  # intercept + inputs known before any answer
 # The membrane classifier is trained after 50 answers and again at 100, 200, 400, ...:
 # each training costs seconds, and later answers add less.
 LEARN_MEMBRANES_FROM = 50
@@ -73,20 +78,21 @@ LEARNED_WEIGHT_PRECISION = 0.1
 # volume's edge join outside it, where no boundary measure can look. It matters only for
 # big pairs (score = probability x impact). Chosen on the medulla cube: with the implied
 # membranes of `membrane_trainer`, 0.003 takes the queue from 1,015 to 976 decisions to
-# halve VI (mean of 8 face samples; better on 5 of them). The 21 pairs asked at a
+# halve VI (mean of 8 face samples; better on 5 of them; measured before flatness). The 21 pairs asked at a
 # probability below 0.01 in the first 1,100 decisions (face sample 0) were all two cells,
 # so the gain is, as we read it, what their rejections teach: the membrane along big
 # contacts between two cells.
 ONE_CELL_AT_LEAST = 0.003
 
 
-def merge_features(boundary_mean, contact, surface_small, size_small, learned_membrane=None) -> np.ndarray:
-    """(n, 3) model inputs, (n, 4) with a learned membrane probability along the contact; a
+def merge_features(boundary_mean, contact, surface_small, size_small, flatness,
+                   learned_membrane=None) -> np.ndarray:
+    """(n, 4) model inputs, (n, 5) with a learned membrane probability along the contact; a
     pair without boundary measurements counts as undecided (0.5)."""
     boundary = np.nan_to_num(np.asarray(boundary_mean, np.float64), nan=0.5)
     enclosure = np.asarray(contact, np.float64) / np.maximum(np.asarray(surface_small, np.float64), 1.0)
     size = np.log10(np.maximum(np.asarray(size_small, np.float64), 1.0))
-    columns = [boundary, enclosure, size]
+    columns = [boundary, enclosure, size, np.asarray(flatness, np.float64)]
     if learned_membrane is not None:
         columns.append(np.asarray(learned_membrane, np.float64))
     return np.column_stack(columns)
@@ -152,6 +158,7 @@ class MergeQueue:
         for row, a, b, n, s in zip(rows.tolist(), pairs["a"].tolist(), pairs["b"].tolist(),
                                    pairs["contact"].tolist(), boundary):
             self.edges.setdefault(a, {})[b] = self.edges.setdefault(b, {})[a] = [n, s, [row]]
+        self.face_moments = contacts.face_moments
         self.faces = faces if learn else None
         self.membrane = None  # learned: per row of contacts.pairs, (summed, counted) membrane probability
         self.train_later, self.membranes_due = train_later, False
@@ -239,8 +246,9 @@ class MergeQueue:
         features = self._features([(a, b)])
         suggestion = {"a": a, "b": b, "probability": float(self._probability(features)[0]),
                       "score": score, "contact": n, "boundary_mean": s / n if n else np.nan}
-        if features.shape[1] > 3:
-            suggestion["learned_membrane"] = float(features[0, 3])
+        suggestion["flatness"] = float(features[0, 3])
+        if features.shape[1] > GEOMETRY - 1:
+            suggestion["learned_membrane"] = float(features[0, GEOMETRY - 1])
         return suggestion
 
     def _probability(self, features: np.ndarray) -> np.ndarray:
@@ -263,23 +271,26 @@ class MergeQueue:
         if not records:
             return np.zeros((0, len(self.weights) - 1))
         n, s, surface, size = (np.array([r[k] for r in records], np.float64) for k in range(1, 5))
+        which = np.repeat(np.arange(len(records)), [len(r[0]) for r in records])  # record of each row
+        rows = np.concatenate([r[0] for r in records])
+        moments = np.column_stack([np.bincount(which, weights=column, minlength=len(records))
+                                   for column in self.face_moments[rows].T])
+        flatness = contact_flatness(n, moments)
         learned = None
         if self.membrane is not None:
             summed, counted = self.membrane
-            which = np.repeat(np.arange(len(records)), [len(r[0]) for r in records])
-            rows = np.concatenate([r[0] for r in records])
             total = np.bincount(which, weights=counted[rows], minlength=len(records))
             learned = np.bincount(which, weights=summed[rows], minlength=len(records)) / np.maximum(total, 1)
             learned = np.where(total > 0, learned, np.nan_to_num(s / n, nan=0.5))  # no sampled face: as measured
-        return merge_features(s / n, n, surface, size, learned)
+        return merge_features(s / n, n, surface, size, flatness, learned)
 
     def _refit(self) -> None:
         """Refit the logistic weights to the answers so far (pulled towards the defaults; a
         learned membrane feature's weight towards 0, loosely) and re-score every open pair."""
         features = self._records_features([record for record, _ in self.answers])
-        learned = features.shape[1] + 1 - 4
-        prior = np.r_[self.prior[:4], np.zeros(learned)]
-        strength = np.r_[np.ones(4), np.full(learned, LEARNED_WEIGHT_PRECISION)]
+        learned = features.shape[1] + 1 - GEOMETRY
+        prior = np.r_[self.prior[:GEOMETRY], np.zeros(learned)]
+        strength = np.r_[np.ones(GEOMETRY), np.full(learned, LEARNED_WEIGHT_PRECISION)]
         accepted = np.array([accept for _, accept in self.answers])
         self.weights = fit_weights(features, accepted, prior, strength)
         self._rebuild()

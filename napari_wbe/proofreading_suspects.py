@@ -8,7 +8,8 @@ One row per suggestion, best first:
 - "merge?": two touching segments that look like one cell (a likely false split). From
   the contact between them (see proofreading_contacts and proofreading_queue: mean
   boundary strength along the contact, how much of the smaller one's surface it is, its
-  size); with barcodes, the same code makes it likelier and different codes unlikely.
+  size, how flat the contact is); with barcodes, the same code makes it likelier and
+  different codes unlikely.
 - "split?": a segment whose interior decodes to two barcodes (a likely false merge).
 - "orphan": a segment smaller than `min_size` voxels, usually a crumb of a bigger cell.
 Columns: kind, labels (tuple of ids), z, y, x (where to look: the middle of the contact,
@@ -85,7 +86,8 @@ def _merge_rows(contacts, min_contact, weights, evidence, total) -> pd.DataFrame
     size_a, size_b = size.reindex(pairs["a"]).to_numpy(), size.reindex(pairs["b"]).to_numpy()
     a_smaller = size_a <= size_b
     small_surface = np.where(a_smaller, surface.reindex(pairs["a"]).to_numpy(), surface.reindex(pairs["b"]).to_numpy())
-    features = merge_features(pairs["boundary_mean"], pairs["contact"], small_surface, np.minimum(size_a, size_b))
+    features = merge_features(pairs["boundary_mean"], pairs["contact"], small_surface, np.minimum(size_a, size_b),
+                              pairs["flatness"])
     w = np.asarray(DEFAULT_WEIGHTS if weights is None else weights, np.float64)
     log_odds = w[0] + features @ w[1:]
     codes = None
@@ -98,16 +100,20 @@ def _merge_rows(contacts, min_contact, weights, evidence, total) -> pd.DataFrame
     probability = 1.0 / (1.0 + np.exp(-np.clip(log_odds, -50, 50)))
     score = probability * merge_impact(size_a, size_b) / total
     names = evidence.segments["code_name"] if evidence is not None else None
-    reasons = [_merge_reason(n, b, e, None if names is None else (names.get(a, ""), names.get(b_, "")))
-               for n, b, e, a, b_ in zip(pairs["contact"].tolist(), pairs["boundary_mean"].tolist(),
-                                         features[:, 1].tolist(), pairs["a"].tolist(), pairs["b"].tolist())]
+    reasons = [_merge_reason(n, b, e, f, None if names is None else (names.get(a, ""), names.get(b_, "")))
+               for n, b, e, f, a, b_ in zip(pairs["contact"].tolist(), pairs["boundary_mean"].tolist(),
+                                            features[:, 1].tolist(), pairs["flatness"].tolist(),
+                                            pairs["a"].tolist(), pairs["b"].tolist())]
     return pd.DataFrame({"kind": "merge?", "labels": list(zip(pairs["a"].tolist(), pairs["b"].tolist())),
                          "z": pairs["z"].to_numpy(), "y": pairs["y"].to_numpy(), "x": pairs["x"].to_numpy(),
                          "probability": probability, "score": score, "reason": reasons})
 
 
-def _merge_reason(contact, boundary, enclosure, code_names) -> str:
+def _merge_reason(contact, boundary, enclosure, flatness, code_names) -> str:
     text = f"touch over {contact:,} faces ({enclosure:.0%} of the smaller's surface)"
+    # Medulla cube, contacts of 30+ faces: mean flatness 0.67 inside one cell, 1.05 between two.
+    shape = "ragged" if flatness < 0.7 else ("sheet-like" if flatness > 1.1 else "neither")
+    text += f"; contact {shape} (flatness {flatness:.2f})"
     if not np.isnan(boundary):
         strength = "weak" if boundary < 0.35 else ("moderate" if boundary < 0.6 else "strong")
         text += f"; mean boundary {boundary:.2f} ({strength})"

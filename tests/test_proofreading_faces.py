@@ -89,9 +89,9 @@ def test_merge_queue_learns_membranes_from_answers(monkeypatch):
         queue.answer(pair, bool(neuron[pair["a"]] == neuron[pair["b"]]))
         asked += 1
         if asked == 9:
-            assert queue.membrane is None and len(queue.weights) == 4
+            assert queue.membrane is None and len(queue.weights) == 5
     assert asked >= 20 and queue.membrane is not None
-    assert len(queue.weights) == 5  # the learned membrane joined the model's inputs
+    assert len(queue.weights) == 6  # the learned membrane joined the model's inputs
     table = queue.answers_table()
     assert list(table.columns) == FEATURE_NAMES + ["accepted"] and len(table) == asked
     # the learned feature separates the answers it was trained on

@@ -55,7 +55,8 @@ class ReviewQueue:
             if a not in self.editor.boxes or b not in self.editor.boxes:
                 continue
             z, y, x = self._contact_at.get((a, b), _box_middle(self.editor.boxes[a], self.editor.boxes[b]))
-            reason = f"touch over {pair['contact']} faces; mean boundary {pair['boundary_mean']:.2f}; "
+            reason = (f"touch over {pair['contact']} faces; mean boundary {pair['boundary_mean']:.2f}; "
+                      f"contact flatness {pair['flatness']:.2f}; ")
             if "learned_membrane" in pair:
                 reason += f"learned membrane {pair['learned_membrane']:.2f}; "
             rows.append({"kind": "merge?", "labels": (a, b), "z": z, "y": y, "x": x,

@@ -135,7 +135,7 @@ def test_review_queue_learns_membranes_in_the_background(viewer, qtbot, brain, e
         (widget.accept_button if one_cell else widget.reject_button).native.click()
     qtbot.waitUntil(lambda: queue.membrane is not None, timeout=30_000)
     assert "Learned what membranes look like" in widget.status.text
-    assert len(queue.weights) == 5 and widget.queue.rowCount() > 0
+    assert len(queue.weights) == 6 and widget.queue.rowCount() > 0
     merges = widget.queue.rows[widget.queue.rows["kind"] == "merge?"]
     assert merges["reason"].str.contains("learned membrane").all()  # each row says what the model saw
 
