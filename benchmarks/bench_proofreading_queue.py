@@ -24,10 +24,9 @@ benchmarks/fit_queue_weights.py): this cube is the evaluation set, and weights f
 its own answers made the queue look better than it is (which data is printed first).
 `--ceiling` also runs the queue with weights fitted on this cube's own answers (cheating on
 purpose): the best these features can do here, whatever the fitting. Printed: seconds for
-metrics and for one suspects pass, the precision of the top
-suggestions, VI after every N decisions, and the headline: decisions to reach half the
-starting VI, ranked / random, for the random seed and the mean of five (the acceptance
-target is <= 1/5).
+metrics and for one suspects pass, the precision of the top suggestions, VI after every N
+decisions, and the headline: the exact decision at which each queue reaches half the
+starting VI, and its ratio to the mean of the random orders (the acceptance target is <= 1/5).
 """
 
 from __future__ import annotations

@@ -249,7 +249,6 @@ def _pair_rows(found, field, origin) -> pd.DataFrame:
     sums of its face centres, and the face nearest the block's part of the contact centre
     (its voxel in a and in b)."""
     columns = {name: [] for name in ("a", "b", "strength", "z", "y", "x", "bz", "by", "bx")}
-    centres = []
     for a, b, where, axis in found:
         keep = (a != 0) & (b != 0)
         a, b, where = a[keep], b[keep], tuple(w[keep] for w in where)
@@ -261,14 +260,11 @@ def _pair_rows(found, field, origin) -> pd.DataFrame:
             columns["b" + "zyx"[d]].append(w + o + ((1 - upper_is_a) if step else 0))
         columns["a"].append(np.minimum(a, b))
         columns["b"].append(np.maximum(a, b))
-        centres.append(np.column_stack([w + o + (0.5 if d == axis else 0.0)
-                                        for d, (w, o) in enumerate(zip(where, origin))]))
     a, b, strength, z, y, x, bz, by, bx = (np.concatenate(columns[c]) for c in columns)
     if len(a) == 0:
         return pd.DataFrame(columns=["a", "b", "contact", "boundary_sum", "sz", "sy", "sx", *MOMENTS,
                                      "z", "y", "x", "bz", "by", "bx"])
-    centre = np.concatenate(centres)
-    cz, cy, cx = centre.T
+    cz, cy, cx = ((v + w) * 0.5 for v, w in ((z, bz), (y, by), (x, bx)))  # face centres: between the voxels
     ids, index = compact_ids(np.concatenate([a, b]).astype(np.int64))
     key = index[: len(a)].astype(np.int64) * len(ids) + index[len(a):]
     pairs, inverse = np.unique(key, return_inverse=True)

@@ -17,8 +17,8 @@ The model (also what `suspects` ranks "merge?" rows by):
 - score = probability x impact: the expected improvement of one decision.
 After an accepted merge the two segments' contacts with each neighbour are added up
 (faces, boundary sums and face moments add, so the new mean and flatness are exact) and
-those pairs are re-scored; a
-rejected pair is remembered, so no segment containing one side is offered the other again.
+those pairs are re-scored; a rejected pair is remembered, so no segment containing one
+side is offered the other again.
 Every `refit_every` answers (every 10 of the first 100) the logistic weights are refitted to
 the answers so far (pulled towards the defaults), so the ranking adapts to the data's own
 boundary statistics.
@@ -65,7 +65,7 @@ GEOMETRY = len(DEFAULT_WEIGHTS)  # intercept + inputs known before any answer
 LEARN_MEMBRANES_FROM = 50
 # The first answers also refit every 10, until 100: that is when the default weights, fitted on
 # another volume, are least trustworthy (a phantom's first 30 suggestions were all wrong
-# before; now 17 are right). One kind of answer is enough to refit: the prior keeps it finite.
+# before; now 15 are right). One kind of answer is enough to refit: the prior keeps it finite.
 EARLY_REFITS_UNTIL = 100
 # The learned membrane's weight starts at 0 but is held there loosely (prior precision 0.1,
 # the other weights 1). On the medulla cube, at precision 1 the prior kept it at -4 after 100
@@ -78,10 +78,10 @@ LEARNED_WEIGHT_PRECISION = 0.1
 # volume's edge join outside it, where no boundary measure can look. It matters only for
 # big pairs (score = probability x impact). Chosen on the medulla cube: with the implied
 # membranes of `membrane_trainer`, 0.003 takes the queue from 1,015 to 976 decisions to
-# halve VI (mean of 8 face samples; better on 5 of them; measured before flatness). The 21 pairs asked at a
-# probability below 0.01 in the first 1,100 decisions (face sample 0) were all two cells,
-# so the gain is, as we read it, what their rejections teach: the membrane along big
-# contacts between two cells.
+# halve VI (mean of 8 face samples; better on 5 of them; measured before flatness). The 21
+# pairs asked at a probability below 0.01 in the first 1,100 decisions (face sample 0) were
+# all two cells, so the gain is, as we read it, what their rejections teach: the membrane
+# along big contacts between two cells.
 ONE_CELL_AT_LEAST = 0.003
 
 
@@ -247,7 +247,7 @@ class MergeQueue:
         suggestion = {"a": a, "b": b, "probability": float(self._probability(features)[0]),
                       "score": score, "contact": n, "boundary_mean": s / n if n else np.nan}
         suggestion["flatness"] = float(features[0, 3])
-        if features.shape[1] > GEOMETRY - 1:
+        if features.shape[1] == GEOMETRY:  # the inputs known from the start, then the learned one
             suggestion["learned_membrane"] = float(features[0, GEOMETRY - 1])
         return suggestion
 
