@@ -116,7 +116,7 @@ def test_contact_flatness_tells_a_sheet_from_a_ragged_cut():
     assert flat["sheet"] > 3  # no thickness at all: only the floor keeps it finite
     assert flat["ball"] < 0.1 and flat["ragged"] < 1.5
     one_face = contact_table(np.array([[[1, 2]]])).pairs["flatness"].item()
-    assert one_face == pytest.approx(0.0)  # nothing to measure: neither flat nor ragged
+    assert one_face == pytest.approx(0.0)  # no plane to measure: scored like a ragged cut
     assert len(contact_flatness(np.zeros(0), np.zeros((0, 9)))) == 0
 
 
