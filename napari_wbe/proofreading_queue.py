@@ -208,8 +208,7 @@ class MergeQueue:
         if accept:
             self._merge(a, b)
         else:
-            self.cannot.setdefault(a, set()).add(b)
-            self.cannot.setdefault(b, set()).add(a)
+            self._keep_apart(a, b)
         count = len(self.answers)
         if not self.learn:
             return
@@ -244,7 +243,7 @@ class MergeQueue:
     def _suggestion(self, a: int, b: int, score: float) -> dict:
         n, s, _ = self.edges[a][b]
         features = self._features([(a, b)])
-        suggestion = {"a": a, "b": b, "probability": float(self._probability(features)[0]),
+        suggestion = {"a": a, "b": b, "probability": float(self._probabilities([(a, b)])[0]),
                       "score": score, "contact": n, "boundary_mean": s / n if n else np.nan}
         suggestion["flatness"] = float(features[0, 3])
         if features.shape[1] == GEOMETRY:  # the inputs known from the start, then the learned one
@@ -255,6 +254,31 @@ class MergeQueue:
         """The merge model's probability, never below ONE_CELL_AT_LEAST (see there)."""
         return ONE_CELL_AT_LEAST + (1.0 - ONE_CELL_AT_LEAST) * merge_probability(features, self.weights)
 
+    def _probabilities(self, pairs: list) -> np.ndarray:
+        """Probability that each (a, b) is one cell, given the "keep apart" answers too: if c
+        was kept apart from a, b can be one cell with a only if it is not one with c, so
+        p(a~b) becomes p s / (p s + 1 - p), s the product of 1 - p(b~c) over every such c
+        touching b (and the same with a and b swapped)."""
+        p = self._probability(self._features(pairs))
+        links, owners = [], []
+        for k, (a, b) in enumerate(pairs):
+            for x, y in ((a, b), (b, a)):
+                touching = self.edges.get(y, {})
+                for c in self.cannot.get(x, ()):
+                    if c in touching:
+                        links.append((y, c))
+                        owners.append(k)
+        if not links:
+            return p
+        spared = np.ones(len(pairs))
+        np.multiply.at(spared, np.array(owners), 1.0 - merge_probability(self._features(links), self.weights))
+        return p * spared / (p * spared + 1.0 - p)
+
+    def _scores(self, pairs: list) -> np.ndarray:
+        """Expected VI improvement of answering each (a, b) pair: probability x impact."""
+        size_a, size_b = (np.array([self.size[pair[side]] for pair in pairs]) for side in (0, 1))
+        return self._probabilities(pairs) * merge_impact(size_a, size_b)
+
     def _features(self, edges) -> np.ndarray:
         """Model inputs of (a, b) segment pairs (see merge_features)."""
         return self._records_features([self._record(a, b) for a, b in edges])
@@ -263,7 +287,7 @@ class MergeQueue:
         """What the model reads of a pair: (rows of contacts.pairs, faces, boundary sum,
         the smaller segment's surface and size)."""
         n, s, rows = self.edges[a][b]
-        small = a if self.size[a] <= self.size[b] else b
+        small = a if (self.size[a], a) <= (self.size[b], b) else b  # ties: the lower id, either way round
         return rows, n, s, self.surface[small], self.size[small]
 
     def _records_features(self, records) -> np.ndarray:
@@ -299,9 +323,7 @@ class MergeQueue:
         """Score the pairs of segment a with its neighbours (one batch) and queue them."""
         if not neighbours:
             return
-        sizes = np.array([self.size[x] for x in neighbours])
-        scores = self._probability(self._features([(a, x) for x in neighbours])) * \
-            merge_impact(self.size[a], sizes)
+        scores = self._scores([(a, x) for x in neighbours])
         version = self.version.get(a, 0)
         for score, x in zip(scores.tolist(), neighbours):
             heapq.heappush(self.heap, (-score, a, x, version, self.version.get(x, 0)))
@@ -317,12 +339,20 @@ class MergeQueue:
         if not pairs:
             self.heap = []
             return
-        a, b = np.array(pairs).T
-        size_a, size_b = np.array([self.size[x] for x in a]), np.array([self.size[y] for y in b])
-        scores = self._probability(self._features(pairs)) * merge_impact(size_a, size_b)
+        scores = self._scores(pairs)
         self.heap = [(-score, x, y, self.version.get(x, 0), self.version.get(y, 0))
-                     for score, x, y in zip(scores.tolist(), a.tolist(), b.tolist())]
+                     for score, (x, y) in zip(scores.tolist(), pairs)]
         heapq.heapify(self.heap)
+
+    def _keep_apart(self, a: int, b: int) -> None:
+        """Remember that a and b are two cells, and re-score the pairs this makes less likely:
+        a with each segment touching b, and b with each touching a (see _probabilities)."""
+        self.cannot.setdefault(a, set()).add(b)
+        self.cannot.setdefault(b, set()).add(a)
+        for x, other in ((a, b), (b, a)):
+            if any(y in self.edges[other] for y in self.edges[x] if y not in self.cannot[x]):
+                self.version[x] = self.version.get(x, 0) + 1  # its queued scores are stale now
+                self._push(x, [y for y in self.edges[x] if y not in self.cannot[x]])
 
     def _merge(self, a: int, b: int) -> None:
         if self.size[b] > self.size[a]:

@@ -12,7 +12,7 @@ from skimage.segmentation import find_boundaries
 from napari_wbe.phantom import mini_brain
 from napari_wbe.proofreading_contacts import contact_flatness, contact_table, largest_eigenvalue
 from napari_wbe.proofreading_metrics import contingency, metrics
-from napari_wbe.proofreading_queue import MergeQueue, fit_weights
+from napari_wbe.proofreading_queue import ONE_CELL_AT_LEAST, MergeQueue, fit_weights
 from napari_wbe.proofreading_suspects import COLUMNS, suspects
 
 
@@ -184,6 +184,28 @@ def test_merge_queue_adds_contacts_exactly():
     queue.answer({"a": 3, "b": root}, False)
     queue.answer({"a": 4, "b": 3}, True)  # 3 and 4 join: the pair (1+2, 3+4) is known to be apart
     assert queue.next() is None
+
+
+def test_keeping_apart_lowers_the_pairs_it_implies():
+    labels = np.zeros((4, 6, 9), np.int32)
+    labels[:, :, :3], labels[:, :3, 3:], labels[:, 3:, 3:] = 1, 2, 3  # each touches the other two
+    contacts = contact_table(labels, boundary=np.full(labels.shape, 0.2, np.float32))
+    queue = MergeQueue(contacts, learn=False)
+    before = {frozenset((s["a"], s["b"])): s["probability"] for s in queue.top(3)}
+    queue.answer({"a": 1, "b": 3}, False)
+    after = {frozenset((s["a"], s["b"])): s["probability"] for s in queue.top(3)}
+    assert set(after) == {frozenset((1, 2)), frozenset((2, 3))}
+    p12, p23 = before[frozenset((1, 2))], before[frozenset((2, 3))]
+
+    def given_apart(p, other):  # p s / (p s + 1 - p), s = 1 - the other pair's probability without the floor
+        s = 1 - (other - ONE_CELL_AT_LEAST) / (1 - ONE_CELL_AT_LEAST)
+        return p * s / (p * s + 1 - p)
+
+    # 2 can be one cell with 1 only if it is not one with 3, and with 3 only if not with 1
+    assert after[frozenset((1, 2))] == pytest.approx(given_apart(p12, p23))
+    assert after[frozenset((2, 3))] == pytest.approx(given_apart(p23, p12))
+    assert after[frozenset((1, 2))] < p12 and after[frozenset((2, 3))] < p23
+    assert queue.next()["probability"] == max(after.values())  # the queue's order uses them
 
 
 def test_membranes_are_learned_from_what_the_answers_imply(monkeypatch):
