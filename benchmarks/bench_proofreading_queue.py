@@ -12,8 +12,9 @@ containing them, are skipped without a decision (any tool would know).
 
 Queues compared:
 - ranked: the "merge?" rows of one `suspects(fragments, image=em)` pass, in their order;
-- re-ranked: `MergeQueue`, which re-scores a merged segment's contacts after every merge,
-  with fixed weights, and learning from the answers (its default);
+- re-ranked: `MergeQueue`, which re-scores a merged segment's contacts after every merge and
+  the pairs a "keep apart" makes less likely after every rejection, with fixed weights, and
+  learning from the answers (its default);
 - +membranes: the same, also learning what a membrane looks like in this cube from the
   answers (`face_sample` of the fragments and EM, the widget's queue when it has an image);
 - random: the same rows as "ranked", shuffled: `--orders` shuffles (seeds 0, 1, ...) of the
