@@ -188,8 +188,9 @@ class MergeQueue:
     # --- asking and answering ----------------------------------------------------------
     def next(self) -> dict | None:
         """The best open suggestion: dict(a, b, probability, impact, score, contact,
-        boundary_mean, and learned_membrane once membranes are learned), a and b current
-        segment ids; None when nothing is left."""
+        boundary_mean, flatness, learned_membrane once membranes are learned, and looks_like
+        when a keep-apart answer lowered it: the strongest such reason, dict(segment, like,
+        probability, kept_apart_from)), a and b current segment ids; None when nothing is left."""
         while self.heap:
             negative, a, b, va, vb = self.heap[0]
             if self._stale(a, b, va, vb):
@@ -252,6 +253,12 @@ class MergeQueue:
         suggestion = {"a": a, "b": b, "probability": float(self._probabilities([(a, b)])[0]),
                       "score": score, "contact": n, "boundary_mean": s / n if n else np.nan}
         suggestion["flatness"] = float(features[0, 3])
+        links, _, kept_from = self._apart_links([(a, b)])
+        if links:  # the strongest reason a keep-apart answer gives against this pair
+            alike = merge_probability(self._features(links), self.weights)
+            k = int(np.argmax(alike))
+            suggestion["looks_like"] = {"segment": links[k][0], "like": links[k][1], "probability": float(alike[k]),
+                                        "kept_apart_from": kept_from[k]}
         if features.shape[1] == GEOMETRY:  # the inputs known from the start, then the learned one
             suggestion["learned_membrane"] = float(features[0, GEOMETRY - 1])
         return suggestion
@@ -266,7 +273,17 @@ class MergeQueue:
         p(a~b) becomes p s / (p s + 1 - p), s the product of 1 - p(b~c) over every such c
         touching b (and the same with a and b swapped)."""
         p = self._probability(self._features(pairs))
-        links, owners = [], []
+        links, owners, _ = self._apart_links(pairs)
+        if not links:
+            return p
+        spared = np.ones(len(pairs))
+        np.multiply.at(spared, np.array(owners), 1.0 - merge_probability(self._features(links), self.weights))
+        return p * spared / (p * spared + 1.0 - p)
+
+    def _apart_links(self, pairs: list) -> tuple[list, list, list]:
+        """For the pairs (a, b): every (b, c) with c kept apart from a and touching b, and
+        every (a, c) likewise; with the index of its pair and the segment c was kept from."""
+        links, owners, kept_from = [], [], []
         for k, (a, b) in enumerate(pairs):
             for x, y in ((a, b), (b, a)):
                 touching = self.edges.get(y, {})
@@ -274,11 +291,8 @@ class MergeQueue:
                     if c in touching:
                         links.append((y, c))
                         owners.append(k)
-        if not links:
-            return p
-        spared = np.ones(len(pairs))
-        np.multiply.at(spared, np.array(owners), 1.0 - merge_probability(self._features(links), self.weights))
-        return p * spared / (p * spared + 1.0 - p)
+                        kept_from.append(x)
+        return links, owners, kept_from
 
     def _scores(self, pairs: list) -> np.ndarray:
         """Expected VI improvement of answering each (a, b) pair: probability x impact."""

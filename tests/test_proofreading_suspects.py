@@ -205,7 +205,12 @@ def test_keeping_apart_lowers_the_pairs_it_implies():
     assert after[frozenset((1, 2))] == pytest.approx(given_apart(p12, p23))
     assert after[frozenset((2, 3))] == pytest.approx(given_apart(p23, p12))
     assert after[frozenset((1, 2))] < p12 and after[frozenset((2, 3))] < p23
-    assert queue.next()["probability"] == max(after.values())  # the queue's order uses them
+    best = queue.next()
+    assert best["probability"] == max(after.values())  # the queue's order uses them
+    # and it says why: (1, 2) is lowered because 2 looks like 3, kept apart from 1
+    expected = {frozenset((1, 2)): (2, 3, 1), frozenset((2, 3)): (2, 1, 3)}[frozenset((best["a"], best["b"]))]
+    like = best["looks_like"]
+    assert (like["segment"], like["like"], like["kept_apart_from"]) == expected
 
 
 def test_membranes_are_learned_from_what_the_answers_imply(monkeypatch):

@@ -59,6 +59,10 @@ class ReviewQueue:
                       f"contact flatness {pair['flatness']:.2f}; ")
             if "learned_membrane" in pair:
                 reason += f"learned membrane {pair['learned_membrane']:.2f}; "
+            if "looks_like" in pair:
+                like = pair["looks_like"]
+                reason += (f"{like['segment']} looks like {like['like']} ({like['probability']:.2f}), "
+                           f"kept apart from {like['kept_apart_from']}; ")
             rows.append({"kind": "merge?", "labels": (a, b), "z": z, "y": y, "x": x,
                          "probability": pair["probability"], "score": pair["score"] / self._total,
                          "reason": reason + f"p = {pair['probability']:.2f}"})
