@@ -42,6 +42,7 @@ class FrameTable(QTableWidget):
                                  else int(value))  # numbers sort as numbers
                 else:
                     item.setText(", ".join(map(str, value)) if isinstance(value, tuple) else str(value))
+                    item.setToolTip(item.text())  # long text (a suspect's reason) is cut off in its cell
                 item.setData(Qt.ItemDataRole.UserRole, r)
                 self.setItem(r, c, item)
         self.setSortingEnabled(self._sortable)

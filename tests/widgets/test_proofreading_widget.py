@@ -138,6 +138,8 @@ def test_review_queue_learns_membranes_in_the_background(viewer, qtbot, brain, e
     assert len(queue.weights) == 6 and widget.queue.rowCount() > 0
     merges = widget.queue.rows[widget.queue.rows["kind"] == "merge?"]
     assert merges["reason"].str.contains("learned membrane").all()  # each row says what the model saw
+    reason = widget.queue.item(0, list(widget.queue.frame.columns).index("reason"))
+    assert reason.toolTip() == reason.text()  # whole on hover, however narrow the column
 
 
 def test_split_seed_clicked_in_3d_lands_on_the_segment(viewer, qtbot, brain, editing):
