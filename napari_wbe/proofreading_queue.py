@@ -286,9 +286,9 @@ class MergeQueue:
         links, owners, kept_from = [], [], []
         for k, (a, b) in enumerate(pairs):
             for x, y in ((a, b), (b, a)):
-                touching = self.edges.get(y, {})
+                touching, apart = self.edges.get(y, {}), self.cannot.get(y, ())
                 for c in self.cannot.get(x, ()):
-                    if c in touching:
+                    if c in touching and c not in apart:  # y kept apart from c too: no constraint
                         links.append((y, c))
                         owners.append(k)
                         kept_from.append(x)

@@ -211,6 +211,10 @@ def test_keeping_apart_lowers_the_pairs_it_implies():
     expected = {frozenset((1, 2)): (2, 3, 1), frozenset((2, 3)): (2, 1, 3)}[frozenset((best["a"], best["b"]))]
     like = best["looks_like"]
     assert (like["segment"], like["like"], like["kept_apart_from"]) == expected
+    queue.answer({"a": 2, "b": 3}, False)  # 2 is not 3's cell either: nothing holds 2 back from 1 now
+    last = queue.next()
+    assert {last["a"], last["b"]} == {1, 2} and "looks_like" not in last
+    assert last["probability"] == pytest.approx(p12)
 
 
 def test_membranes_are_learned_from_what_the_answers_imply(monkeypatch):
