@@ -169,7 +169,8 @@ class MergeQueue:
         self.faces = faces if learn else None
         self.membrane = None  # learned: per row of contacts.pairs, (summed, counted) membrane probability
         self.train_later, self.membranes_due = train_later, False
-        self.version: dict[int, int] = {}
+        self.version: dict[int, int] = {}  # per segment, bumped when all its scores change
+        self.pair_version: dict[tuple, int] = {}  # per (a < b), bumped when one pair's score changes
         self.answers: list[tuple] = []  # (the pair's record as `_record` gives it, accepted)
         self._rebuild()
 
@@ -193,8 +194,8 @@ class MergeQueue:
         when a keep-apart answer lowered it: the strongest such reason, dict(segment, like,
         probability, kept_apart_from)), a and b current segment ids; None when nothing is left."""
         while self.heap:
-            negative, a, b, va, vb = self.heap[0]
-            if self._stale(a, b, va, vb):
+            negative, a, b, stamp = self.heap[0]
+            if self._stale(a, b, stamp):
                 heapq.heappop(self.heap)
                 continue
             return self._suggestion(a, b, -negative) | {"impact": float(merge_impact(self.size[a], self.size[b]))}
@@ -204,7 +205,7 @@ class MergeQueue:
         """The n best open suggestions, best first (as `next()` gives them), none answered."""
         self.heap = [entry for entry in self.heap if not self._stale(*entry[1:])]
         heapq.heapify(self.heap)
-        return [self._suggestion(a, b, -negative) for negative, a, b, _, _ in heapq.nsmallest(n, self.heap)]
+        return [self._suggestion(a, b, -negative) for negative, a, b, _ in heapq.nsmallest(n, self.heap)]
 
     def answer(self, pair: dict, accept: bool) -> None:
         """Record the answer to a pair from `next()`: merge the two segments, or keep them apart."""
@@ -264,21 +265,25 @@ class MergeQueue:
             suggestion["learned_membrane"] = float(features[0, GEOMETRY - 1])
         return suggestion
 
-    def _probability(self, features: np.ndarray) -> np.ndarray:
-        """The merge model's probability, never below ONE_CELL_AT_LEAST (see there)."""
-        return ONE_CELL_AT_LEAST + (1.0 - ONE_CELL_AT_LEAST) * merge_probability(features, self.weights)
-
     def _probabilities(self, pairs: list) -> np.ndarray:
-        """Probability that each (a, b) is one cell, given the "keep apart" answers too: if c
-        was kept apart from a, b can be one cell with a only if it is not one with c, so
-        p(a~b) becomes p s / (p s + 1 - p), s the product of 1 - p(b~c) over every such c
-        touching b (and the same with a and b swapped)."""
-        p = self._probability(self._features(pairs))
+        """Probability that each (a, b) is one cell: the merge model's, never below
+        ONE_CELL_AT_LEAST (see there), and given the "keep apart" answers: if c was kept apart
+        from a, b can be one cell with a only if it is not one with c, so p(a~b) becomes
+        p s / (p s + 1 - p), s the product of 1 - p(b~c) over every such c touching b (and
+        the same with a and b swapped)."""
         links, owners, _ = self._apart_links(pairs)
+        row = {(min(a, b), max(a, b)): k for k, (a, b) in enumerate(pairs)}
+        scored = list(pairs)
+        for y, c in links:  # most links are open pairs scored anyway (all of them in a rebuild)
+            if (min(y, c), max(y, c)) not in row:
+                row[min(y, c), max(y, c)] = len(scored)
+                scored.append((y, c))
+        alike = merge_probability(self._features(scored), self.weights)
+        p = ONE_CELL_AT_LEAST + (1.0 - ONE_CELL_AT_LEAST) * alike[:len(pairs)]
         if not links:
             return p
         spared = np.ones(len(pairs))
-        np.multiply.at(spared, np.array(owners), 1.0 - merge_probability(self._features(links), self.weights))
+        np.multiply.at(spared, np.array(owners), 1.0 - alike[[row[min(y, c), max(y, c)] for y, c in links]])
         return p * spared / (p * spared + 1.0 - p)
 
     def _apart_links(self, pairs: list) -> tuple[list, list, list]:
@@ -287,9 +292,9 @@ class MergeQueue:
         links, owners, kept_from = [], [], []
         for k, (a, b) in enumerate(pairs):
             for x, y in ((a, b), (b, a)):
-                touching, apart = self.edges.get(y, {}), self.cannot.get(y, ())
-                for c in self.cannot.get(x, ()):
-                    if c in touching and c not in apart:  # y kept apart from c too: no constraint
+                apart = self.cannot.get(y, ())
+                for c in self.cannot.get(x, set()) & self.edges.get(y, {}).keys():
+                    if c not in apart:  # y kept apart from c too: no constraint
                         links.append((y, c))
                         owners.append(k)
                         kept_from.append(x)
@@ -340,18 +345,20 @@ class MergeQueue:
         self.weights = fit_weights(features, accepted, prior, strength)
         self._rebuild()
 
-    def _push(self, a: int, neighbours: list) -> None:
-        """Score the pairs of segment a with its neighbours (one batch) and queue them."""
-        if not neighbours:
+    def _push(self, pairs: list) -> None:
+        """Score (a, b) pairs (one batch) and queue them."""
+        if not pairs:
             return
-        scores = self._scores([(a, x) for x in neighbours])
-        version = self.version.get(a, 0)
-        for score, x in zip(scores.tolist(), neighbours):
-            heapq.heappush(self.heap, (-score, a, x, version, self.version.get(x, 0)))
+        for score, (a, b) in zip(self._scores(pairs).tolist(), pairs):
+            heapq.heappush(self.heap, (-score, a, b, self._stamp(a, b)))
 
-    def _stale(self, a, b, va, vb) -> bool:
-        return (self.version.get(a, 0) != va or self.version.get(b, 0) != vb or self.parent.get(a, a) != a
-                or self.parent.get(b, b) != b or b in self.cannot.get(a, ()))
+    def _stamp(self, a: int, b: int) -> tuple:
+        """What a queued score was computed from; it is stale once this changes."""
+        return self.version.get(a, 0), self.version.get(b, 0), self.pair_version.get((min(a, b), max(a, b)), 0)
+
+    def _stale(self, a, b, stamp) -> bool:
+        return (stamp != self._stamp(a, b) or self.parent.get(a, a) != a or self.parent.get(b, b) != b
+                or b in self.cannot.get(a, ()))
 
     def _rebuild(self) -> None:
         """Score every open pair at once (after a refit every score changes)."""
@@ -361,8 +368,7 @@ class MergeQueue:
             self.heap = []
             return
         scores = self._scores(pairs)
-        self.heap = [(-score, x, y, self.version.get(x, 0), self.version.get(y, 0))
-                     for score, (x, y) in zip(scores.tolist(), pairs)]
+        self.heap = [(-score, x, y, self._stamp(x, y)) for score, (x, y) in zip(scores.tolist(), pairs)]
         heapq.heapify(self.heap)
 
     def _keep_apart(self, a: int, b: int) -> None:
@@ -370,10 +376,12 @@ class MergeQueue:
         a with each segment touching b, and b with each touching a (see _probabilities)."""
         self.cannot.setdefault(a, set()).add(b)
         self.cannot.setdefault(b, set()).add(a)
-        for x, other in ((a, b), (b, a)):
-            if any(y in self.edges[other] for y in self.edges[x] if y not in self.cannot[x]):
-                self.version[x] = self.version.get(x, 0) + 1  # its queued scores are stale now
-                self._push(x, [y for y in self.edges[x] if y not in self.cannot[x]])
+        lowered = [(x, y) for x, other in ((a, b), (b, a))
+                   for y in self.edges[x].keys() & self.edges[other].keys() if y not in self.cannot[x]]
+        for x, y in lowered:
+            key = (min(x, y), max(x, y))
+            self.pair_version[key] = self.pair_version.get(key, 0) + 1
+        self._push(lowered)
 
     def _merge(self, a: int, b: int) -> None:
         if self.size[b] > self.size[a]:
@@ -397,7 +405,7 @@ class MergeQueue:
             edge[2].extend(rows)
             self.edges[x][a] = edge
         self.version[a] = self.version.get(a, 0) + 1
-        self._push(a, [x for x in self.edges[a] if x not in self.cannot.get(a, ())])
+        self._push([(a, x) for x in self.edges[a] if x not in self.cannot.get(a, ())])
 
     def decisions(self) -> int:
         return len(self.answers)
