@@ -21,10 +21,9 @@ those pairs are re-scored; a rejected pair is remembered, so no segment containi
 side is offered the other again, and it lowers the pairs it implies: once c is kept apart
 from a, a segment b touching both can be one cell with a only if it is not one with c, so
 the more b looks like c's cell, the less likely b is a's (`_probabilities`). On the medulla
-cube this spares questions the answers already settle: 1,688 decisions instead of 1,894 to
-halve VI with fixed weights, 1,136 instead of 1,163 with refitted weights; with learned
-membranes too it is a wash (931-960, mean 942 over eight face samples, against 935-961,
-mean 945).
+cube this spares questions the answers already settle: 1,708 decisions instead of 1,894 to
+halve VI with fixed weights, 1,135 instead of 1,163 with refitted weights, and with learned
+membranes too 933-945 (mean 939 over eight face samples) instead of 935-961 (mean 945).
 Every `refit_every` answers (every 10 of the first 100) the logistic weights are refitted to
 the answers so far (pulled towards the defaults), so the ranking adapts to the data's own
 boundary statistics.
@@ -36,8 +35,8 @@ answer is known (accepted contacts: inside one cell, not membrane; the whole con
 segments kept apart: membrane), and every pair gains a fifth input, the mean learned
 membrane probability over its contact's sampled faces. On the FlyEM medulla cube, over the
 touching pairs not yet answered, it ranks one-cell pairs before two-cell pairs with ROC AUC
-0.95 after 400 answers (the fixed Hessian measure: 0.90), and the queue halves VI in 931-960
-decisions (mean 942 over eight face samples) instead of 1,136 (bench_proofreading_queue.py).
+0.95 after 400 answers (the fixed Hessian measure: 0.90), and the queue halves VI in 933-945
+decisions (mean 939 over eight face samples) instead of 1,135 (bench_proofreading_queue.py).
 A merge is never less likely than ONE_CELL_AT_LEAST: a very big pair is asked about sooner or
 later, whatever its boundary looks like.
 """
@@ -60,8 +59,8 @@ from .proofreading_faces import learn_membranes
 # benchmark evaluates there, and weights that saw its answers overstate the queue. There
 # these weights rank pairs well (ROC AUC 0.91) but are too sure of merges, most between big
 # segments (top 500 by score: mean p 0.56, 22% right), so refitting to a proofreader's
-# answers (learn=True, the default) pays: 1,136 decisions to halve the cube's VI with
-# learning, 1,688 without (random order: 4,289 on average); without what keep-apart answers
+# answers (learn=True, the default) pays: 1,135 decisions to halve the cube's VI with
+# learning, 1,708 without (random order: 4,289 on average); without what keep-apart answers
 # imply 1,163 and 1,894, without flatness too 1,200 and 1,960.
 DEFAULT_WEIGHTS = np.array([7.63, -7.36, 2.68, -0.59, -1.16])
 WEIGHTS_FITTED_ON = "fibsem_small (gala example crop, 867 fragment pairs, EM boundaries)"
