@@ -49,13 +49,8 @@ sys.path.insert(0, str(ROOT))  # tests/medulla_cube.py: the one loader of the cu
 from napari_wbe.proofreading_contacts import contact_table
 from napari_wbe.proofreading_faces import face_sample
 from napari_wbe.proofreading_metrics import contingency, metrics
-from napari_wbe.proofreading_queue import (
-    DEFAULT_WEIGHTS,
-    WEIGHTS_FITTED_ON,
-    MergeQueue,
-    fit_weights,
-    merge_features,
-)
+from napari_wbe.proofreading_model import DEFAULT_WEIGHTS, WEIGHTS_FITTED_ON, fit_weights, merge_features
+from napari_wbe.proofreading_queue import MergeQueue
 from napari_wbe.proofreading_suspects import suspects
 from tests.medulla_cube import load
 

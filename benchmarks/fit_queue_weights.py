@@ -1,4 +1,4 @@
-"""Fit the merge model's default weights (`proofreading_queue.DEFAULT_WEIGHTS`) on the
+"""Fit the merge model's default weights (`proofreading_model.DEFAULT_WEIGHTS`) on the
 gala FIB-SEM crop, fibsem_small, and print them.
 
     python benchmarks/fit_queue_weights.py [--data ../shared/data]
@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from napari_wbe.proofreading_contacts import contact_table
 from napari_wbe.proofreading_metrics import contingency
-from napari_wbe.proofreading_queue import fit_weights, merge_features, merge_probability
+from napari_wbe.proofreading_model import fit_weights, merge_features, merge_probability
 from napari_wbe.volumes import open_volume
 
 NAMES = ("intercept", "mean boundary", "enclosure", "log10 smaller size", "contact flatness")

@@ -5,7 +5,7 @@
         queue.answer(pair, accept=looks_like_one_cell(pair))   # a person, or a test oracle
     queue.segment_of(fragment_id)                               # -> its current segment
 
-The model (also what `suspects` ranks "merge?" rows by):
+The model (proofreading_model; also what `suspects` ranks "merge?" rows by):
 - probability that two touching segments are one cell, a logistic function of the mean
   boundary strength along the contact (NeuroProof's "mean" agglomeration statistic), the
   enclosure (contact / surface of the smaller segment: a piece wrapped by another is
@@ -47,25 +47,19 @@ import heapq
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
 
 from .proofreading_contacts import Contacts, contact_flatness
 from .proofreading_faces import learn_membranes
+from .proofreading_model import (
+    DEFAULT_WEIGHTS,
+    FEATURE_NAMES,
+    GEOMETRY,
+    fit_weights,
+    merge_features,
+    merge_impact,
+    merge_probability,
+)
 
-# Logistic weights: intercept, mean boundary, enclosure, log10(smaller size), contact
-# flatness. Fitted to the 867 touching fragment pairs of the gala FIB-SEM crop (fibsem_small,
-# EM boundaries; ROC AUC 0.975 there, 0.970 without flatness), rounded: refit with
-# `python benchmarks/fit_queue_weights.py`. Never fit them on the medulla cube: the queue
-# benchmark evaluates there, and weights that saw its answers overstate the queue. There
-# these weights rank pairs well (ROC AUC 0.91) but are too sure of merges, most between big
-# segments (top 500 by score: mean p 0.56, 22% right), so refitting to a proofreader's
-# answers (learn=True, the default) pays: 1,135 decisions to halve the cube's VI with
-# learning, 1,708 without (random order: 4,289 on average); without what keep-apart answers
-# imply 1,163 and 1,894, without flatness too 1,200 and 1,960.
-DEFAULT_WEIGHTS = np.array([7.63, -7.36, 2.68, -0.59, -1.16])
-WEIGHTS_FITTED_ON = "fibsem_small (gala example crop, 867 fragment pairs, EM boundaries)"
-FEATURE_NAMES = ["boundary_mean", "enclosure", "log10_size", "flatness", "learned_membrane"]
-GEOMETRY = len(DEFAULT_WEIGHTS)  # intercept + inputs known before any answer
 # The membrane classifier is trained after 50 answers and again at 100, 200, 400, ...:
 # each training costs seconds, and later answers add less.
 LEARN_MEMBRANES_FROM = 50
@@ -89,49 +83,6 @@ LEARNED_WEIGHT_PRECISION = 0.1
 # all two cells, so the gain is, as we read it, what their rejections teach: the membrane
 # along big contacts between two cells.
 ONE_CELL_AT_LEAST = 0.003
-
-
-def merge_features(boundary_mean, contact, surface_small, size_small, flatness,
-                   learned_membrane=None) -> np.ndarray:
-    """(n, 4) model inputs, (n, 5) with a learned membrane probability along the contact; a
-    pair without boundary measurements counts as undecided (0.5)."""
-    boundary = np.nan_to_num(np.asarray(boundary_mean, np.float64), nan=0.5)
-    enclosure = np.asarray(contact, np.float64) / np.maximum(np.asarray(surface_small, np.float64), 1.0)
-    size = np.log10(np.maximum(np.asarray(size_small, np.float64), 1.0))
-    columns = [boundary, enclosure, size, np.asarray(flatness, np.float64)]
-    if learned_membrane is not None:
-        columns.append(np.asarray(learned_membrane, np.float64))
-    return np.column_stack(columns)
-
-
-def merge_probability(features: np.ndarray, weights=DEFAULT_WEIGHTS) -> np.ndarray:
-    z = weights[0] + features @ np.asarray(weights[1:], np.float64)
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
-
-
-def merge_impact(size_a, size_b) -> np.ndarray:
-    """Voxel-bits of split VI removed by joining two pure pieces of one cell."""
-    a, b = np.asarray(size_a, np.float64), np.asarray(size_b, np.float64)
-    return (a + b) * np.log2(a + b) - a * np.log2(np.maximum(a, 1)) - b * np.log2(np.maximum(b, 1))
-
-
-def fit_weights(features: np.ndarray, accepted: np.ndarray, prior=DEFAULT_WEIGHTS, strength=1.0):
-    """Logistic regression of the answers on the features, with a gaussian prior around
-    `prior` (`strength` = its precision, one for all weights or one per weight), so a
-    handful of answers cannot swing it far."""
-    x = np.column_stack([np.ones(len(features)), features])
-    y = np.asarray(accepted, np.float64)
-    prior = np.asarray(prior, np.float64)
-    strength = np.broadcast_to(np.asarray(strength, np.float64), prior.shape)
-
-    def loss(w):
-        z = x @ w
-        diff = w - prior
-        value = np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * diff @ (strength * diff)
-        grad = x.T @ (1.0 / (1.0 + np.exp(-z)) - y) + strength * diff
-        return value, grad
-
-    return minimize(loss, prior.copy(), jac=True, method="L-BFGS-B").x
 
 
 class MergeQueue:

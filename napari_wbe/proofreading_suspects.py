@@ -30,7 +30,7 @@ import pandas as pd
 
 from .chunked_labels import first_voxel_index
 from .proofreading_contacts import contact_table
-from .proofreading_queue import DEFAULT_WEIGHTS, merge_features, merge_impact
+from .proofreading_model import DEFAULT_WEIGHTS, merge_features, merge_impact
 
 COLUMNS = ["kind", "labels", "z", "y", "x", "probability", "score", "reason"]
 # Barcode evidence, as log-odds added to the boundary model: codes are random, so two

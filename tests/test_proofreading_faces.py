@@ -12,7 +12,8 @@ from napari_wbe.phantom import mini_brain
 from napari_wbe.proofreading_contacts import contact_table
 from napari_wbe.proofreading_faces import face_sample, learn_membranes
 from napari_wbe.proofreading_metrics import contingency, metrics
-from napari_wbe.proofreading_queue import FEATURE_NAMES, MergeQueue
+from napari_wbe.proofreading_model import FEATURE_NAMES
+from napari_wbe.proofreading_queue import MergeQueue
 
 
 def slabs():

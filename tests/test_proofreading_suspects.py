@@ -12,7 +12,8 @@ from skimage.segmentation import find_boundaries
 from napari_wbe.phantom import mini_brain
 from napari_wbe.proofreading_contacts import contact_flatness, contact_table, largest_eigenvalue
 from napari_wbe.proofreading_metrics import contingency, metrics
-from napari_wbe.proofreading_queue import ONE_CELL_AT_LEAST, MergeQueue, fit_weights
+from napari_wbe.proofreading_model import fit_weights
+from napari_wbe.proofreading_queue import ONE_CELL_AT_LEAST, MergeQueue
 from napari_wbe.proofreading_suspects import COLUMNS, suspects
 
 
