@@ -21,9 +21,9 @@ those pairs are re-scored; a rejected pair is remembered, so no segment containi
 side is offered the other again, and it lowers the pairs it implies: once c is kept apart
 from a, a segment b touching both can be one cell with a only if it is not one with c, so
 the more b looks like c's cell, the less likely b is a's (`_probabilities`). On the medulla
-cube this spares questions the answers already settle: 1,708 decisions instead of 1,894 to
-halve VI with fixed weights, 1,135 instead of 1,163 with refitted weights, and with learned
-membranes too 933-945 (mean 939 over eight face samples) instead of 935-961 (mean 945).
+cube this spares questions the answers already settle: 1,707 decisions instead of 1,894 to
+halve VI with fixed weights, 1,137 instead of 1,163 with refitted weights, and with learned
+membranes too 933-945 (mean 938 over eight face samples) instead of 935-961 (mean 945).
 Every `refit_every` answers (every 10 of the first 100) the logistic weights are refitted to
 the answers so far (pulled towards the defaults), so the ranking adapts to the data's own
 boundary statistics.
@@ -36,7 +36,7 @@ segments kept apart: membrane), and every pair gains a fifth input, the mean lea
 membrane probability over its contact's sampled faces. On the FlyEM medulla cube, over the
 touching pairs not yet answered, it ranks one-cell pairs before two-cell pairs with ROC AUC
 0.95 after 400 answers (the fixed Hessian measure: 0.90), and the queue halves VI in 933-945
-decisions (mean 939 over eight face samples) instead of 1,135 (bench_proofreading_queue.py).
+decisions (mean 938 over eight face samples) instead of 1,137 (bench_proofreading_queue.py).
 A merge is never less likely than ONE_CELL_AT_LEAST: a very big pair is asked about sooner or
 later, whatever its boundary looks like.
 """
@@ -44,6 +44,7 @@ later, whatever its boundary looks like.
 from __future__ import annotations
 
 import heapq
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -67,6 +68,11 @@ LEARN_MEMBRANES_FROM = 50
 # another volume, are least trustworthy (a phantom's first 30 suggestions were all wrong
 # before; now 15 are right). One kind of answer is enough to refit: the prior keeps it finite.
 EARLY_REFITS_UNTIL = 100
+# Past 1,000 answers a refit waits until the answers have grown by this fraction since the
+# last one (every 100 answers at 2,000, every 400 at 8,000): 50 more answers then move the
+# weights little, and each refit re-scores every open pair. A queue answered to its end in
+# the headless chain (8,887 answers) refits 65 times instead of 185.
+REFIT_GROWTH = 0.05
 # The learned membrane's weight starts at 0 but is held there loosely (prior precision 0.1,
 # the other weights 1). On the medulla cube, at precision 1 the prior kept it at -4 after 100
 # answers and -8 after 800; at 0.1 it is -10 and -20, and the queue halves VI in 1,035
@@ -119,8 +125,13 @@ class MergeQueue:
         self.faces = faces if learn else None
         self.membrane = None  # learned: per row of contacts.pairs, (summed, counted) membrane probability
         self.train_later, self.membranes_due = train_later, False
-        self.version: dict[int, int] = {}  # per segment, bumped when all its scores change
-        self.pair_version: dict[tuple, int] = {}  # per (a < b), bumped when one pair's score changes
+        # Heap entries are (-score, a, b, token); an entry counts while live[(min, max)] is its
+        # token. A pair in `lowered` has a live entry whose score is only an upper bound (a
+        # "keep apart" answer made it less likely): it is re-scored when it reaches the top.
+        self.live: dict[tuple, int] = {}
+        self.lowered: set = set()
+        self.tokens = itertools.count()
+        self.refitted_at = 0  # answers at the last refit
         self.answers: list[tuple] = []  # (the pair's record as `_record` gives it, accepted)
         self._rebuild()
 
@@ -144,16 +155,20 @@ class MergeQueue:
         when a keep-apart answer lowered it: the strongest such reason, dict(segment, like,
         probability, kept_apart_from)), a and b current segment ids; None when nothing is left."""
         while self.heap:
-            negative, a, b, stamp = self.heap[0]
-            if self._stale(a, b, stamp):
+            negative, a, b, token = self.heap[0]
+            if not self._live(a, b, token):
                 heapq.heappop(self.heap)
-                continue
-            return self._suggestion(a, b, -negative) | {"impact": float(merge_impact(self.size[a], self.size[b]))}
+            elif (min(a, b), max(a, b)) in self.lowered:
+                self._push(self._pop_lowered())
+            else:
+                return self._suggestion(a, b, -negative) | {"impact": float(merge_impact(self.size[a], self.size[b]))}
         return None
 
     def top(self, n: int) -> list[dict]:
         """The n best open suggestions, best first (as `next()` gives them), none answered."""
-        self.heap = [entry for entry in self.heap if not self._stale(*entry[1:])]
+        self._push([(a, b) for _, a, b, token in self.heap if (min(a, b), max(a, b)) in self.lowered
+                    and self._live(a, b, token)])
+        self.heap = [entry for entry in self.heap if self._live(*entry[1:])]
         heapq.heapify(self.heap)
         return [self._suggestion(a, b, -negative) for negative, a, b, _ in heapq.nsmallest(n, self.heap)]
 
@@ -177,7 +192,8 @@ class MergeQueue:
                 self.membranes_due = True
             else:
                 self.use_membranes(self.membrane_trainer()())
-        elif count % self.refit_every == 0 or (count < EARLY_REFITS_UNTIL and count % 10 == 0):
+        elif (count % self.refit_every == 0 and count >= self.refitted_at * (1 + REFIT_GROWTH)) or \
+                (count < EARLY_REFITS_UNTIL and count % 10 == 0):
             self._refit()
 
     def membrane_trainer(self):
@@ -293,45 +309,56 @@ class MergeQueue:
         strength = np.r_[np.ones(GEOMETRY), np.full(learned, LEARNED_WEIGHT_PRECISION)]
         accepted = np.array([accept for _, accept in self.answers])
         self.weights = fit_weights(features, accepted, prior, strength)
+        self.refitted_at = len(self.answers)
         self._rebuild()
 
     def _push(self, pairs: list) -> None:
-        """Score (a, b) pairs (one batch) and queue them."""
+        """Score (a, b) pairs (one batch) and queue them; their earlier entries no longer count."""
         if not pairs:
             return
         for score, (a, b) in zip(self._scores(pairs).tolist(), pairs):
-            heapq.heappush(self.heap, (-score, a, b, self._stamp(a, b)))
+            key = (min(a, b), max(a, b))
+            self.live[key] = token = next(self.tokens)
+            self.lowered.discard(key)
+            heapq.heappush(self.heap, (-score, a, b, token))
 
-    def _stamp(self, a: int, b: int) -> tuple:
-        """What a queued score was computed from; it is stale once this changes."""
-        return self.version.get(a, 0), self.version.get(b, 0), self.pair_version.get((min(a, b), max(a, b)), 0)
+    def _pop_lowered(self) -> list:
+        """The lowered pairs at the top of the heap, taken off it (to be re-scored in one batch)."""
+        pairs = []
+        while self.heap and (min(self.heap[0][1:3]), max(self.heap[0][1:3])) in self.lowered:
+            _, a, b, token = heapq.heappop(self.heap)
+            if self._live(a, b, token):
+                pairs.append((a, b))
+        return pairs
 
-    def _stale(self, a, b, stamp) -> bool:
-        return (stamp != self._stamp(a, b) or self.parent.get(a, a) != a or self.parent.get(b, b) != b
-                or b in self.cannot.get(a, ()))
+    def _live(self, a, b, token) -> bool:
+        """Whether a heap entry still counts: its pair is open and it is the pair's latest entry."""
+        return (self.live.get((min(a, b), max(a, b))) == token and self.parent.get(a, a) == a
+                and self.parent.get(b, b) == b and b not in self.cannot.get(a, ()))
 
     def _rebuild(self) -> None:
         """Score every open pair at once (after a refit every score changes)."""
         pairs = [(a, b) for a, neighbours in self.edges.items() for b in neighbours
                  if a < b and b not in self.cannot.get(a, ())]
-        if not pairs:
-            self.heap = []
-            return
-        scores = self._scores(pairs)
-        self.heap = [(-score, x, y, self._stamp(x, y)) for score, (x, y) in zip(scores.tolist(), pairs)]
-        heapq.heapify(self.heap)
+        self.heap, self.live, self.lowered = [], {}, set()
+        self._push(pairs)
 
     def _keep_apart(self, a: int, b: int) -> None:
-        """Remember that a and b are two cells, and re-score the pairs this makes less likely:
-        a with each segment touching b, and b with each touching a (see _probabilities)."""
+        """Remember that a and b are two cells. The pairs of a with each segment y touching b
+        (and of b with those touching a) are less likely now (see _probabilities): they are
+        re-scored when they reach the top (`next`), or never if they do not. The exception:
+        if y was kept apart from b before, p(a~y) was lowered through b, which no longer
+        counts now that b is not a's; those rise and are re-scored at once."""
         self.cannot.setdefault(a, set()).add(b)
         self.cannot.setdefault(b, set()).add(a)
-        lowered = [(x, y) for x, other in ((a, b), (b, a))
-                   for y in self.edges[x].keys() & self.edges[other].keys() if y not in self.cannot[x]]
-        for x, y in lowered:
-            key = (min(x, y), max(x, y))
-            self.pair_version[key] = self.pair_version.get(key, 0) + 1
-        self._push(lowered)
+        rising = []
+        for x, other in ((a, b), (b, a)):
+            for y in self.edges[x].keys() & self.edges[other].keys():
+                if y in self.cannot[other] and y not in self.cannot[x]:
+                    rising.append((x, y))
+                elif y not in self.cannot[x]:
+                    self.lowered.add((min(x, y), max(x, y)))
+        self._push(rising)
 
     def _merge(self, a: int, b: int) -> None:
         if self.size[b] > self.size[a]:
@@ -354,7 +381,6 @@ class MergeQueue:
             edge[1] += s
             edge[2].extend(rows)
             self.edges[x][a] = edge
-        self.version[a] = self.version.get(a, 0) + 1
         self._push([(a, x) for x in self.edges[a] if x not in self.cannot.get(a, ())])
 
     def decisions(self) -> int:

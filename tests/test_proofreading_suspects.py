@@ -218,6 +218,27 @@ def test_keeping_apart_lowers_the_pairs_it_implies():
     assert last["probability"] == pytest.approx(p12)
 
 
+def test_lowered_pairs_rescored_late_keep_the_order_of_rescoring_at_once():
+    # keep-apart answers only lower pairs (or lift the few lowered through the answered pair),
+    # so re-scoring a lowered pair when it reaches the top gives the order re-scoring all at
+    # once would; top(n) re-scores every lowered pair, so asking it each time is the reference
+    rng = np.random.default_rng(3)
+    seeds = rng.uniform(0, 12, (40, 3))  # Voronoi cells: many segments touch two touching others
+    grid = np.stack(np.meshgrid(*[np.arange(12)] * 3, indexing="ij"), -1)
+    labels = (np.linalg.norm(grid[..., None, :] - seeds, axis=-1).argmin(-1) + 1).astype(np.int32)
+    contacts = contact_table(labels, boundary=rng.uniform(0, 0.6, labels.shape).astype(np.float32))
+    late, at_once = MergeQueue(contacts, learn=False), MergeQueue(contacts, learn=False)
+    asked = []
+    while (pair := late.next()) is not None:
+        reference = at_once.top(1)[0]
+        assert {pair["a"], pair["b"]} == {reference["a"], reference["b"]}
+        assert pair["probability"] == pytest.approx(reference["probability"])
+        for queue in (late, at_once):
+            queue.answer(pair, False)
+        asked.append(pair)
+    assert len(asked) == len(contacts.pairs) and any("looks_like" in pair for pair in asked)
+
+
 def test_membranes_are_learned_from_what_the_answers_imply(monkeypatch):
     labels = np.zeros((4, 6, 9), np.int32)
     labels[:, :, 0:3], labels[:, :, 3:6], labels[:, :3, 6:], labels[:, 3:, 6:] = 1, 2, 3, 4
