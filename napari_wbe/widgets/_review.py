@@ -25,15 +25,18 @@ class ReviewQueue:
 
     def find_suspects(self):
         labels = np.asarray(self.layer.data)
-        image = self.image_layer.value
-        image = None if image is None or image.data.shape != labels.shape else np.asarray(image.data)
+        try:
+            image, boundary = (_on_grid(chosen.value, labels.shape) for chosen in (self.image_layer, self.boundary_layer))
+        except ValueError as err:
+            self.status.done(str(err), error=True)
+            return None
 
         def work(report):
-            contacts = contact_table(labels, image=image)
+            contacts = contact_table(labels, image=image, boundary=boundary)
             # With EM the queue also learns from the answers what membranes look like here.
             faces = None if image is None else face_sample(labels, image, contacts.pairs)
             queue = MergeQueue(contacts, faces=faces, train_later=True)
-            return suspects(labels, image=image, contacts=contacts), queue, contacts
+            return suspects(labels, contacts=contacts), queue, contacts
 
         return self.start_job(work, "Finding suspects", self._found)
 
@@ -43,8 +46,10 @@ class ReviewQueue:
         self._contact_at = dict(zip(zip(pairs["a"].tolist(), pairs["b"].tolist()), pairs[["z", "y", "x"]].to_numpy()))
         self._total = max(int(contacts.segments["size"].sum()), 1)
         self.queue.set_rows(table)
+        source = {"boundary map": "the boundary map", "EM": "the EM"}.get(contacts.boundary_source)
         self.status.done(f"{len(table)} suspects, most likely errors first; merge suggestions re-rank "
-                         "after every answer.")
+                         "after every answer" + (f"; membranes read from {source}." if source else
+                                                 "; pick an EM image or a boundary map to rank by membranes too."))
 
     def _rerank(self) -> None:
         """Merge suggestions from the queue, which learns from each answer; other rows stay."""
@@ -131,6 +136,17 @@ class ReviewQueue:
                                  "Membranes need both merges and rejections to learn from; re-ranked.")
 
         self.start_job(lambda report: train(), f"Learning membranes from {n} answers", learned)
+
+
+def _on_grid(layer, shape):
+    """The layer's voxels (None without a layer) if they share the labels' grid."""
+    if layer is None:
+        return None
+    data = layer.data[0] if layer.multiscale else layer.data
+    if tuple(data.shape) != tuple(shape):
+        raise ValueError(f"'{layer.name}' is {tuple(data.shape)} (z, y, x) but the labels are {tuple(shape)}: "
+                         "pick a layer on the labels' grid, or none.")
+    return np.asarray(data)
 
 
 def _box_middle(*boxes) -> tuple[int, int, int]:

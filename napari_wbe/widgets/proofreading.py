@@ -57,8 +57,12 @@ class ProofreadingWidget(ReviewQueue, JobHost, Container):
         self._split_label: int | None = None
         self._full_colormap = None
         self.labels_layer = ComboBox(label="Labels", choices=self._labels_layers)
-        self.image_layer = ComboBox(label="Image (split)", choices=self._image_layers, nullable=True,
-                                    tooltip="EM the labels were drawn on; split follows its membranes")
+        self.image_layer = ComboBox(label="EM image", choices=self._image_layers, nullable=True,
+                                    tooltip="EM the labels were drawn on: split follows its membranes, and the review "
+                                    "queue ranks by them and learns what they look like from your answers")
+        self.boundary_layer = ComboBox(label="Boundary map", choices=self._image_layers, nullable=True, value=None,
+                                       tooltip="Optional: membrane probability (1 = membrane), e.g. from ilastik or "
+                                       "a network; the review queue reads membranes from it instead of the EM")
         self.truth_layer = ComboBox(label="Ground truth", choices=self._labels_layers, nullable=True, value=None,
                                     tooltip="Optional: metrics against it after every edit")
         self.log_file = FileEdit(label="Edit log", mode="w", filter="*.wbelog", value="",
@@ -84,7 +88,7 @@ class ProofreadingWidget(ReviewQueue, JobHost, Container):
         self.cancel = PushButton(text="Cancel", enabled=False)
         self.status = StatusArea()
         row = lambda *widgets: Container(widgets=widgets, layout="horizontal", labels=False)
-        self.extend([self.labels_layer, self.image_layer, self.truth_layer, self.log_file, self.start_button,
+        self.extend([self.labels_layer, self.image_layer, self.boundary_layer, self.truth_layer, self.log_file, self.start_button,
                      self.mode, self.selection, row(self.merge_button, self.clear_button),
                      row(self.preview_button, self.split_button), row(self.undo_button, self.redo_button),
                      self.proofread_button, self.history, self.find_button,

@@ -142,6 +142,28 @@ def test_review_queue_learns_membranes_in_the_background(viewer, qtbot, brain, e
     assert reason.toolTip() == reason.text()  # whole on hover, however narrow the column
 
 
+def test_review_queue_reads_membranes_from_a_boundary_map(viewer, qtbot, brain, editing):
+    widget, layer = editing
+    truth = brain.labels
+    walls = np.zeros(truth.shape, np.float32)  # a perfect boundary map: 1 where the true cells meet
+    for axis in range(3):
+        step = np.diff(truth, axis=axis) != 0
+        walls[tuple(slice(1, None) if a == axis else slice(None) for a in range(3))] += step
+        walls[tuple(slice(None, -1) if a == axis else slice(None) for a in range(3))] += step
+    wrong = viewer.add_image(walls[:, :48], name="half a map")
+    widget.reset_choices()
+    widget.boundary_layer.value = wrong
+    widget.find_button.native.click()
+    assert "'half a map' is (24, 48, 96) (z, y, x) but the labels are (24, 96, 96)" in widget.status.text
+    widget.boundary_layer.value = viewer.add_image(np.minimum(walls, 1), name="boundary map")
+    widget.find_button.native.click()
+    qtbot.waitUntil(lambda: widget.queue.rowCount() > 0, timeout=30_000)
+    assert "membranes read from the boundary map" in widget.status.text
+    neuron = brain.fragment_to_neuron
+    merges = widget.queue.rows[widget.queue.rows["kind"] == "merge?"].head(20)
+    assert all(neuron[a] == neuron[b] for a, b in merges["labels"])  # with true membranes, all right
+
+
 def test_split_seed_clicked_in_3d_lands_on_the_segment(viewer, qtbot, brain, editing):
     widget, layer = editing
     a = pair_in_one_neuron(brain)[0]
