@@ -28,6 +28,11 @@ DEFAULT_WEIGHTS = np.array([7.63, -7.36, 2.68, -0.59, -1.16])
 WEIGHTS_FITTED_ON = "fibsem_small (gala example crop, 867 fragment pairs, EM boundaries)"
 FEATURE_NAMES = ["boundary_mean", "enclosure", "log10_size", "flatness", "learned_membrane"]
 GEOMETRY = len(DEFAULT_WEIGHTS)  # intercept + inputs known before any answer
+# Barcode evidence, as log-odds added to the model (an offset, not a fitted weight): codes
+# are random, so two cells may share one (weak evidence for), but a cell never carries two
+# (strong against).
+SAME_CODE_LOG_ODDS = 3.0
+DIFFERENT_CODE_LOG_ODDS = -6.0
 
 
 def merge_features(boundary_mean, contact, surface_small, size_small, flatness,
@@ -43,9 +48,17 @@ def merge_features(boundary_mean, contact, surface_small, size_small, flatness,
     return np.column_stack(columns)
 
 
-def merge_probability(features: np.ndarray, weights=DEFAULT_WEIGHTS) -> np.ndarray:
-    z = weights[0] + features @ np.asarray(weights[1:], np.float64)
+def merge_probability(features: np.ndarray, weights=DEFAULT_WEIGHTS, offset=0.0) -> np.ndarray:
+    """offset: log-odds added to each pair's (code_log_odds)."""
+    z = weights[0] + features @ np.asarray(weights[1:], np.float64) + offset
     return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+
+
+def code_log_odds(code_a, code_b) -> np.ndarray:
+    """The barcode offset of segment pairs from their codes (0: none decoded)."""
+    a, b = np.asarray(code_a), np.asarray(code_b)
+    known = (a > 0) & (b > 0)
+    return np.where(known & (a == b), SAME_CODE_LOG_ODDS, 0.0) + np.where(known & (a != b), DIFFERENT_CODE_LOG_ODDS, 0.0)
 
 
 def merge_impact(size_a, size_b) -> np.ndarray:
@@ -54,17 +67,17 @@ def merge_impact(size_a, size_b) -> np.ndarray:
     return (a + b) * np.log2(a + b) - a * np.log2(np.maximum(a, 1)) - b * np.log2(np.maximum(b, 1))
 
 
-def fit_weights(features: np.ndarray, accepted: np.ndarray, prior=DEFAULT_WEIGHTS, strength=1.0):
+def fit_weights(features: np.ndarray, accepted: np.ndarray, prior=DEFAULT_WEIGHTS, strength=1.0, offset=0.0):
     """Logistic regression of the answers on the features, with a gaussian prior around
     `prior` (`strength` = its precision, one for all weights or one per weight), so a
-    handful of answers cannot swing it far."""
+    handful of answers cannot swing it far; `offset`: each answer's fixed log-odds (barcodes)."""
     x = np.column_stack([np.ones(len(features)), features])
     y = np.asarray(accepted, np.float64)
     prior = np.asarray(prior, np.float64)
     strength = np.broadcast_to(np.asarray(strength, np.float64), prior.shape)
 
     def loss(w):
-        z = x @ w
+        z = x @ w + offset
         diff = w - prior
         value = np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * diff @ (strength * diff)
         grad = x.T @ (1.0 / (1.0 + np.exp(-z)) - y) + strength * diff

@@ -55,6 +55,7 @@ from .proofreading_model import (
     DEFAULT_WEIGHTS,
     FEATURE_NAMES,
     GEOMETRY,
+    code_log_odds,
     fit_weights,
     merge_features,
     merge_impact,
@@ -99,16 +100,21 @@ class MergeQueue:
     boundary strengths only.
     train_later: when membranes are due to be learned, `answer` only sets `membranes_due`;
     the caller runs `membrane_trainer()` (seconds) in a worker thread, answers going on
-    meanwhile, and hands its result to `use_membranes` (what the widget does)."""
+    meanwhile, and hands its result to `use_membranes` (what the widget does).
+    codes: each segment's barcode (a mapping id -> code, 0 or missing: none decoded), e.g.
+    `barcode_evidence(labels, barcode_image).segments["code"]`: the same code adds
+    SAME_CODE_LOG_ODDS to a pair's log-odds, different codes DIFFERENT_CODE_LOG_ODDS
+    (proofreading_model); a merged segment keeps the code of either part."""
 
     def __init__(self, contacts: Contacts, weights=None, learn: bool = True, refit_every: int = 50,
-                 min_contact: int = 1, faces=None, train_later: bool = False):
+                 min_contact: int = 1, faces=None, train_later: bool = False, codes=None):
         self.weights = np.array(DEFAULT_WEIGHTS if weights is None else weights, np.float64)
         self.prior = self.weights.copy()
         self.learn, self.refit_every = learn, int(refit_every)
         segments = contacts.segments
         self.size = dict(zip(segments.index.tolist(), segments["size"].tolist()))
         self.surface = dict(zip(segments.index.tolist(), segments["surface"].tolist()))
+        self.code = {int(label): int(code) for label, code in dict({} if codes is None else codes).items() if code}
         self.parent: dict[int, int] = {}
         self.cannot: dict[int, set] = {}
         # edges[a][b] = [faces, boundary sum, rows of contacts.pairs the contact is made of]
@@ -221,9 +227,11 @@ class MergeQueue:
         suggestion = {"a": a, "b": b, "probability": float(self._probabilities([(a, b)])[0]),
                       "score": score, "contact": n, "boundary_mean": s / n if n else np.nan}
         suggestion["flatness"] = float(features[0, 3])
+        if self.code:
+            suggestion["codes"] = (self.code.get(a, 0), self.code.get(b, 0))
         links, _, kept_from = self._apart_links([(a, b)])
         if links:  # the strongest reason a keep-apart answer gives against this pair
-            alike = merge_probability(self._features(links), self.weights)
+            alike = self._alike(links)
             k = int(np.argmax(alike))
             suggestion["looks_like"] = {"segment": links[k][0], "like": links[k][1], "probability": float(alike[k]),
                                         "kept_apart_from": kept_from[k]}
@@ -244,7 +252,7 @@ class MergeQueue:
             if (min(y, c), max(y, c)) not in row:
                 row[min(y, c), max(y, c)] = len(scored)
                 scored.append((y, c))
-        alike = merge_probability(self._features(scored), self.weights)
+        alike = self._alike(scored)
         p = ONE_CELL_AT_LEAST + (1.0 - ONE_CELL_AT_LEAST) * alike[:len(pairs)]
         if not links:
             return p
@@ -271,16 +279,21 @@ class MergeQueue:
         size_a, size_b = (np.array([self.size[pair[side]] for pair in pairs]) for side in (0, 1))
         return self._probabilities(pairs) * merge_impact(size_a, size_b)
 
+    def _alike(self, pairs: list) -> np.ndarray:
+        """The merge model's probability of (a, b) pairs, barcodes included, before any floor."""
+        records = [self._record(a, b) for a, b in pairs]
+        return merge_probability(self._records_features(records), self.weights, _code_offsets(records))
+
     def _features(self, edges) -> np.ndarray:
         """Model inputs of (a, b) segment pairs (see merge_features)."""
         return self._records_features([self._record(a, b) for a, b in edges])
 
     def _record(self, a: int, b: int) -> tuple:
         """What the model reads of a pair: (rows of contacts.pairs, faces, boundary sum,
-        the smaller segment's surface and size)."""
+        the smaller segment's surface and size, the two barcodes)."""
         n, s, rows = self.edges[a][b]
         small = a if (self.size[a], a) <= (self.size[b], b) else b  # ties: the lower id, either way round
-        return rows, n, s, self.surface[small], self.size[small]
+        return rows, n, s, self.surface[small], self.size[small], self.code.get(a, 0), self.code.get(b, 0)
 
     def _records_features(self, records) -> np.ndarray:
         """(rows, faces, boundary sum, smaller's surface, smaller's size) -> model inputs."""
@@ -303,12 +316,13 @@ class MergeQueue:
     def _refit(self) -> None:
         """Refit the logistic weights to the answers so far (pulled towards the defaults; a
         learned membrane feature's weight towards 0, loosely) and re-score every open pair."""
-        features = self._records_features([record for record, _ in self.answers])
+        records = [record for record, _ in self.answers]
+        features = self._records_features(records)
         learned = features.shape[1] + 1 - GEOMETRY
         prior = np.r_[self.prior[:GEOMETRY], np.zeros(learned)]
         strength = np.r_[np.ones(GEOMETRY), np.full(learned, LEARNED_WEIGHT_PRECISION)]
         accepted = np.array([accept for _, accept in self.answers])
-        self.weights = fit_weights(features, accepted, prior, strength)
+        self.weights = fit_weights(features, accepted, prior, strength, _code_offsets(records))
         self.refitted_at = len(self.answers)
         self._rebuild()
 
@@ -367,6 +381,9 @@ class MergeQueue:
         self.parent[b] = a
         self.size[a] += self.size.pop(b)
         self.surface[a] += self.surface.pop(b) - 2 * n_ab  # their shared faces are inside now
+        code = self.code.pop(b, 0)
+        if code and not self.code.get(a):
+            self.code[a] = code
         for x in self.cannot.pop(b, set()):
             self.cannot[x].discard(b)
             self.cannot[x].add(a)
@@ -391,3 +408,8 @@ class MergeQueue:
         features = self._records_features([record for record, _ in self.answers])
         table = pd.DataFrame(features, columns=FEATURE_NAMES[:features.shape[1]])
         return table.assign(accepted=[accept for _, accept in self.answers])
+
+
+def _code_offsets(records) -> np.ndarray:
+    """The barcodes' log-odds of pairs from their records (`MergeQueue._record`)."""
+    return code_log_odds([r[5] for r in records], [r[6] for r in records])

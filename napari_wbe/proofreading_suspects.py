@@ -30,19 +30,21 @@ import pandas as pd
 
 from .chunked_labels import first_voxel_index
 from .proofreading_contacts import contact_table
-from .proofreading_model import DEFAULT_WEIGHTS, merge_features, merge_impact
+from .proofreading_model import (
+    DEFAULT_WEIGHTS,
+    code_log_odds,
+    merge_features,
+    merge_impact,
+    merge_probability,
+)
 
 COLUMNS = ["kind", "labels", "z", "y", "x", "probability", "score", "reason"]
-# Barcode evidence, as log-odds added to the boundary model: codes are random, so two
-# cells may share one (weak evidence for), but a cell never carries two (strong against).
-SAME_CODE_LOG_ODDS = 3.0
-DIFFERENT_CODE_LOG_ODDS = -6.0
 
 
 def suspects(labels, image=None, boundary=None, barcode_image=None, codebook=None, *, min_size: int = 100,
              min_contact: int = 5, sigma: float = 1.5, dark_membranes: bool = True, weights=None,
              min_code_voxels: int = 30, min_code_fraction: float = 0.1, max_rows: int | None = None,
-             contacts=None, progress=None) -> pd.DataFrame:
+             contacts=None, evidence=None, progress=None) -> pd.DataFrame:
     """Ranked suggestions of errors in `labels` (numpy or dask, z, y, x); see the module docstring.
 
     image: EM (membranes dark; dark_membranes=False if bright), smoothed with `sigma`.
@@ -53,6 +55,7 @@ def suspects(labels, image=None, boundary=None, barcode_image=None, codebook=Non
     weights: the merge model's logistic weights (default DEFAULT_WEIGHTS).
     min_code_voxels, min_code_fraction: what makes a second barcode in a segment "in force".
     contacts: a precomputed `contact_table(labels, ...)` to reuse.
+    evidence: a precomputed `barcode_evidence(labels, barcode_image, codebook)` to reuse.
     progress: callable(done, total).
     """
     if np.dtype(labels.dtype).kind not in "iu" or labels.ndim != 3:
@@ -62,8 +65,7 @@ def suspects(labels, image=None, boundary=None, barcode_image=None, codebook=Non
                                  dark_membranes=dark_membranes, progress=progress)
     segments = contacts.segments
     total = max(int(segments["size"].sum()), 1)
-    evidence = None
-    if barcode_image is not None:
+    if evidence is None and barcode_image is not None:
         from .proofreading_barcode_checks import barcode_evidence
 
         evidence = barcode_evidence(labels, barcode_image, codebook=codebook)
@@ -88,16 +90,12 @@ def _merge_rows(contacts, min_contact, weights, evidence, total) -> pd.DataFrame
     small_surface = np.where(a_smaller, surface.reindex(pairs["a"]).to_numpy(), surface.reindex(pairs["b"]).to_numpy())
     features = merge_features(pairs["boundary_mean"], pairs["contact"], small_surface, np.minimum(size_a, size_b),
                               pairs["flatness"])
-    w = np.asarray(DEFAULT_WEIGHTS if weights is None else weights, np.float64)
-    log_odds = w[0] + features @ w[1:]
-    codes = None
+    offset = 0.0
     if evidence is not None:
         code = evidence.segments["code"]
-        codes = code.reindex(pairs["a"]).fillna(0).to_numpy(int), code.reindex(pairs["b"]).fillna(0).to_numpy(int)
-        known = (codes[0] > 0) & (codes[1] > 0)
-        log_odds = log_odds + np.where(known & (codes[0] == codes[1]), SAME_CODE_LOG_ODDS, 0.0) \
-            + np.where(known & (codes[0] != codes[1]), DIFFERENT_CODE_LOG_ODDS, 0.0)
-    probability = 1.0 / (1.0 + np.exp(-np.clip(log_odds, -50, 50)))
+        offset = code_log_odds(code.reindex(pairs["a"]).fillna(0).to_numpy(int),
+                               code.reindex(pairs["b"]).fillna(0).to_numpy(int))
+    probability = merge_probability(features, DEFAULT_WEIGHTS if weights is None else np.asarray(weights), offset)
     score = probability * merge_impact(size_a, size_b) / total
     names = evidence.segments["code_name"] if evidence is not None else None
     reasons = [_merge_reason(n, b, e, f, None if names is None else (names.get(a, ""), names.get(b_, "")))

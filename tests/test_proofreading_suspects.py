@@ -12,7 +12,7 @@ from skimage.segmentation import find_boundaries
 from napari_wbe.phantom import mini_brain
 from napari_wbe.proofreading_contacts import contact_flatness, contact_table, largest_eigenvalue
 from napari_wbe.proofreading_metrics import contingency, metrics
-from napari_wbe.proofreading_model import fit_weights
+from napari_wbe.proofreading_model import DIFFERENT_CODE_LOG_ODDS, SAME_CODE_LOG_ODDS, fit_weights
 from napari_wbe.proofreading_queue import ONE_CELL_AT_LEAST, MergeQueue
 from napari_wbe.proofreading_suspects import COLUMNS, suspects
 
@@ -218,6 +218,29 @@ def test_keeping_apart_lowers_the_pairs_it_implies():
     assert last["probability"] == pytest.approx(p12)
 
 
+def test_merge_queue_weighs_pairs_by_their_barcodes():
+    labels = np.zeros((4, 6, 9), np.int32)
+    labels[:, :, :3], labels[:, :3, 3:], labels[:, 3:, 3:] = 1, 2, 3  # each touches the other two
+    contacts = contact_table(labels, boundary=np.full(labels.shape, 0.2, np.float32))
+
+    def log_odds(queue):  # of the model, before the floor
+        alike = {frozenset((s["a"], s["b"])): (s["probability"] - ONE_CELL_AT_LEAST) / (1 - ONE_CELL_AT_LEAST)
+                 for s in queue.top(3)}
+        return {pair: np.log(p / (1 - p)) for pair, p in alike.items()}
+
+    plain = log_odds(MergeQueue(contacts, learn=False))
+    coded = MergeQueue(contacts, learn=False, codes=pd.Series({1: 5, 2: 5, 3: 9}))
+    shifted = log_odds(coded)
+    assert shifted[frozenset((1, 2))] == pytest.approx(plain[frozenset((1, 2))] + SAME_CODE_LOG_ODDS)
+    for pair in ((1, 3), (2, 3)):
+        assert shifted[frozenset(pair)] == pytest.approx(plain[frozenset(pair)] + DIFFERENT_CODE_LOG_ODDS)
+    best = coded.next()
+    assert {best["a"], best["b"]} == {1, 2} and best["codes"] == (5, 5)
+    coded.answer(best, True)
+    last = coded.next()  # the merged segment carries code 5 on, against 3's 9
+    assert sorted(last["codes"]) == [5, 9]
+
+
 def test_lowered_pairs_rescored_late_keep_the_order_of_rescoring_at_once():
     # keep-apart answers only lower pairs (or lift the few lowered through the answered pair),
     # so re-scoring a lowered pair when it reaches the top gives the order re-scoring all at
@@ -307,3 +330,7 @@ def test_fit_weights_holds_each_weight_to_its_prior_as_firmly_as_asked():
     assert loose[1] > 2 and loose[2] < -2  # the answers' own weights
     held = fit_weights(features, accepted, prior, strength=[1e-6, 1e6, 1e-6])
     assert abs(held[1]) < 1e-3 and held[2] < -1  # the first feature pinned, the second still learned
+    # an offset (barcode log-odds) the answers follow is not learned again by the weights
+    offset = features[:, 0] * 3.0
+    shared = fit_weights(features, accepted, prior, strength=1e-6, offset=offset)
+    assert abs(shared[1]) < 0.5 and shared[2] < -2

@@ -8,6 +8,7 @@ import pandas as pd
 from napari.utils.colormaps import DirectLabelColormap
 
 from ..proofreading import suspects
+from ..proofreading_barcode_checks import barcode_evidence
 from ..proofreading_contacts import contact_table
 from ..proofreading_faces import face_sample
 from ..proofreading_queue import MergeQueue
@@ -21,27 +22,33 @@ class ReviewQueue:
     and begin_split."""
 
     merge_queue: MergeQueue | None = None
+    _code_names: dict = {}  # barcode index -> name, when channels were chosen
     _full_colormap = None
 
     def find_suspects(self):
         labels = np.asarray(self.layer.data)
         try:
             image, boundary = (_on_grid(chosen.value, labels.shape) for chosen in (self.image_layer, self.boundary_layer))
+            channels = _barcode_channels(self.barcode_layers.value, labels.shape)
         except ValueError as err:
             self.status.done(str(err), error=True)
             return None
 
         def work(report):
             contacts = contact_table(labels, image=image, boundary=boundary)
+            evidence = None if channels is None else barcode_evidence(labels, channels)  # codebook learned
             # With EM the queue also learns from the answers what membranes look like here.
             faces = None if image is None else face_sample(labels, image, contacts.pairs)
-            queue = MergeQueue(contacts, faces=faces, train_later=True)
-            return suspects(labels, contacts=contacts), queue, contacts
+            queue = MergeQueue(contacts, faces=faces, train_later=True,
+                               codes=None if evidence is None else evidence.segments["code"])
+            return suspects(labels, contacts=contacts, evidence=evidence), queue, contacts, evidence
 
         return self.start_job(work, "Finding suspects", self._found)
 
     def _found(self, found) -> None:
-        table, self.merge_queue, contacts = found
+        table, self.merge_queue, contacts, evidence = found
+        self._code_names = {} if evidence is None else \
+            dict(zip(evidence.segments["code"].tolist(), evidence.segments["code_name"].tolist()))
         pairs = contacts.pairs
         self._contact_at = dict(zip(zip(pairs["a"].tolist(), pairs["b"].tolist()), pairs[["z", "y", "x"]].to_numpy()))
         self._total = max(int(contacts.segments["size"].sum()), 1)
@@ -64,6 +71,9 @@ class ReviewQueue:
                       f"contact flatness {pair['flatness']:.2f}; ")
             if "learned_membrane" in pair:
                 reason += f"learned membrane {pair['learned_membrane']:.2f}; "
+            codes = [self._code_names.get(code, "") for code in pair.get("codes", ())]
+            if len(codes) == 2 and all(codes):
+                reason += f"same barcode {codes[0]}; " if codes[0] == codes[1] else f"barcodes {codes[0]} / {codes[1]}; "
             if "looks_like" in pair:
                 like = pair["looks_like"]
                 reason += (f"{like['segment']} looks like {like['like']} ({like['probability']:.2f}), "
@@ -147,6 +157,22 @@ def _on_grid(layer, shape):
         raise ValueError(f"'{layer.name}' is {tuple(data.shape)} (z, y, x) but the labels are {tuple(shape)}: "
                          "pick a layer on the labels' grid, or none.")
     return np.asarray(data)
+
+
+def _barcode_channels(layers, shape):
+    """The chosen tag channels as one (c, z, y, x) array on the labels' grid; None if none chosen."""
+    if not layers:
+        return None
+    if len(layers) == 1 and layers[0].ndim == 4:
+        data = layers[0].data[0] if layers[0].multiscale else layers[0].data
+        if tuple(data.shape[1:]) != tuple(shape):
+            raise ValueError(f"'{layers[0].name}' is {tuple(data.shape)} (channels, z, y, x) but the labels are "
+                             f"{tuple(shape)}: pick tag channels on the labels' grid.")
+        return np.asarray(data)
+    if len(layers) < 2 or any(layer.ndim != 3 for layer in layers):
+        raise ValueError("Pick the barcode channels as one 4-D layer (channels first) or several 3-D layers, one "
+                         f"per tag; got {', '.join(f'{layer.name} ({layer.ndim}-D)' for layer in layers)}.")
+    return np.stack([_on_grid(layer, shape) for layer in layers])
 
 
 def _box_middle(*boxes) -> tuple[int, int, int]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, RadioButtons
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, RadioButtons, Select
 from napari.layers import Image, Labels
 
 from ..layer_data import WBE_KEY
@@ -63,6 +63,11 @@ class ProofreadingWidget(ReviewQueue, JobHost, Container):
         self.boundary_layer = ComboBox(label="Boundary map", choices=self._image_layers, nullable=True, value=None,
                                        tooltip="Optional: membrane probability (1 = membrane), e.g. from ilastik or "
                                        "a network; the review queue reads membranes from it instead of the EM")
+        self.barcode_layers = Select(label="Barcode channels", choices=self._channel_layers, value=[],
+                                     tooltip="Optional, expansion microscopy: the tag channels on the labels' grid "
+                                     "(one 3-D layer per tag, or one 4-D layer, channels first); the review queue "
+                                     "then flags segments carrying two codes and weighs merges by their codes")
+        self.barcode_layers.native.setMaximumHeight(80)
         self.truth_layer = ComboBox(label="Ground truth", choices=self._labels_layers, nullable=True, value=None,
                                     tooltip="Optional: metrics against it after every edit")
         self.log_file = FileEdit(label="Edit log", mode="w", filter="*.wbelog", value="",
@@ -88,7 +93,7 @@ class ProofreadingWidget(ReviewQueue, JobHost, Container):
         self.cancel = PushButton(text="Cancel", enabled=False)
         self.status = StatusArea()
         row = lambda *widgets: Container(widgets=widgets, layout="horizontal", labels=False)
-        self.extend([self.labels_layer, self.image_layer, self.boundary_layer, self.truth_layer, self.log_file, self.start_button,
+        self.extend([self.labels_layer, self.image_layer, self.boundary_layer, self.barcode_layers, self.truth_layer, self.log_file, self.start_button,
                      self.mode, self.selection, row(self.merge_button, self.clear_button),
                      row(self.preview_button, self.split_button), row(self.undo_button, self.redo_button),
                      self.proofread_button, self.history, self.find_button,
@@ -111,6 +116,10 @@ class ProofreadingWidget(ReviewQueue, JobHost, Container):
 
     def _image_layers(self, *_) -> list:
         return [layer for layer in self._viewer.layers if isinstance(layer, Image) and layer.ndim == 3]
+
+    def _channel_layers(self, *_) -> list:
+        return [layer for layer in self._viewer.layers if isinstance(layer, Image) and layer.ndim in (3, 4)
+                and not layer.rgb]
 
     def busy_buttons(self) -> list:
         return [self.find_button, self.start_button]

@@ -164,6 +164,30 @@ def test_review_queue_reads_membranes_from_a_boundary_map(viewer, qtbot, brain, 
     assert all(neuron[a] == neuron[b] for a, b in merges["labels"])  # with true membranes, all right
 
 
+def test_review_queue_reads_barcodes(viewer, qtbot, brain, editing):
+    widget, layer = editing
+    neuron = brain.fragment_to_neuron
+    first_3, all_7 = int(np.flatnonzero(neuron == 3)[0]), np.flatnonzero(neuron == 7).tolist()
+    widget.selected = [first_3, *all_7]  # a wrong merge: neuron 7 glued onto a piece of neuron 3
+    widget.merge_button.native.click()
+    tags = viewer.add_image(brain.barcode_image, channel_axis=0, name=[f"tag {i}" for i in range(18)])
+    widget.reset_choices()
+    widget.barcode_layers.value = tags[:1]
+    widget.find_button.native.click()
+    assert "several 3-D layers, one per tag; got tag 0 (3-D)" in widget.status.text
+    widget.barcode_layers.value = tags
+    widget.find_button.native.click()
+    qtbot.waitUntil(lambda: widget.queue.rowCount() > 0, timeout=60_000)
+    splits = widget.queue.rows[widget.queue.rows["kind"] == "split?"]
+    assert [tuple(labels) for labels in splits["labels"]] == [(first_3,)]  # found by its two codes
+    assert widget.merge_queue.code  # the merge queue weighs pairs by their codes too
+    widget.queue.selectRow(int(np.flatnonzero(widget.queue.rows["kind"] == "merge?")[0]))
+    widget.reject_button.native.click()  # an answer: the merge rows now come from the queue
+    merges = widget.queue.rows[widget.queue.rows["kind"] == "merge?"]
+    assert merges["reason"].str.contains("same barcode").any()
+    assert all(neuron[a] == neuron[b] for a, b in merges.head(20)["labels"] if first_3 not in (a, b))
+
+
 def test_split_seed_clicked_in_3d_lands_on_the_segment(viewer, qtbot, brain, editing):
     widget, layer = editing
     a = pair_in_one_neuron(brain)[0]
