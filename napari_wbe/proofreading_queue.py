@@ -5,27 +5,18 @@
         queue.answer(pair, accept=looks_like_one_cell(pair))   # a person, or a test oracle
     queue.segment_of(fragment_id)                               # -> its current segment
 
-The model (proofreading_model; also what `suspects` ranks "merge?" rows by):
-- probability that two touching segments are one cell, a logistic function of the mean
-  boundary strength along the contact (NeuroProof's "mean" agglomeration statistic), the
-  enclosure (contact / surface of the smaller segment: a piece wrapped by another is
-  usually part of it), the smaller segment's size (small pieces touch many cells) and the
-  contact's flatness (two cells meet along a membrane, a smooth sheet; the cut between
-  two pieces of one cell is ragged: proofreading_contacts);
-- impact: the drop in VI (split part) if they are one cell, (s_a + s_b) log2(s_a + s_b)
-  - s_a log2 s_a - s_b log2 s_b voxel-bits: merging big pieces matters more;
-- score = probability x impact: the expected improvement of one decision.
+Each open pair's score is the merge model's (proofreading_model; also what `suspects`
+ranks "merge?" rows by) probability that the two segments are one cell (boundary strength,
+enclosure, size and flatness of the contact; their barcodes when given) times the split VI
+joining them removes: the expected improvement of one decision.
 After an accepted merge the two segments' contacts with each neighbour are added up
 (faces, boundary sums and face moments add, so the new mean and flatness are exact) and
 those pairs are re-scored; a rejected pair is remembered, so no segment containing one
 side is offered the other again, and it lowers the pairs it implies: once c is kept apart
 from a, a segment b touching both can be one cell with a only if it is not one with c, so
-the more b looks like c's cell, the less likely b is a's (`_probabilities`). On the medulla
-cube this spares questions the answers already settle: 1,707 decisions instead of 1,894 to
-halve VI with fixed weights, 1,137 instead of 1,163 with refitted weights, and with learned
-membranes too 933-945 (mean 938 over eight face samples) instead of 935-961 (mean 945).
-Every `refit_every` answers (every 10 of the first 100) the logistic weights are refitted to
-the answers so far (pulled towards the defaults), so the ranking adapts to the data's own
+the more b looks like c's cell, the less likely b is a's (`_probabilities`). Every
+`refit_every` answers (every 10 of the first 100) the logistic weights are refitted to the
+answers so far (pulled towards the defaults), so the ranking adapts to the data's own
 boundary statistics.
 
 Given `faces` (`proofreading_faces.face_sample` of the fragments and the EM), the queue
@@ -33,10 +24,12 @@ also learns what a membrane looks like in this volume: after 50 answers, and aga
 100, 200, 400, ..., a classifier of face filter features is trained on the faces whose
 answer is known (accepted contacts: inside one cell, not membrane; the whole contact of two
 segments kept apart: membrane), and every pair gains a fifth input, the mean learned
-membrane probability over its contact's sampled faces. On the FlyEM medulla cube, over the
-touching pairs not yet answered, it ranks one-cell pairs before two-cell pairs with ROC AUC
-0.95 after 400 answers (the fixed Hessian measure: 0.90), and the queue halves VI in 933-945
-decisions (mean 938 over eight face samples) instead of 1,137 (bench_proofreading_queue.py).
+membrane probability over its contact's sampled faces (ROC AUC 0.95 over the pairs not yet
+answered after 400 answers on the FlyEM medulla cube; the fixed Hessian measure: 0.90).
+
+To halve the medulla cube's VI (bench_proofreading_queue.py) the queue needs 1,707 decisions
+with fixed weights (1,894 without what keep-apart answers imply), 1,137 refitting (1,163),
+and learning membranes too 933-945, mean 938 over eight face samples (935-961, mean 945).
 A merge is never less likely than ONE_CELL_AT_LEAST: a very big pair is asked about sooner or
 later, whatever its boundary looks like.
 """
@@ -81,14 +74,10 @@ REFIT_GROWTH = 0.05
 # (measured before membranes were learned from implied answers too).
 LEARNED_WEIGHT_PRECISION = 0.1
 # However membrane-like their contact, two segments are one cell with probability at least
-# this: a neuron touches itself where it folds back, and two pieces of a cell cut by the
-# volume's edge join outside it, where no boundary measure can look. It matters only for
-# big pairs (score = probability x impact). Chosen on the medulla cube: with the implied
-# membranes of `membrane_trainer`, 0.003 takes the queue from 1,015 to 976 decisions to
-# halve VI (mean of 8 face samples; better on 5 of them; measured before flatness). The 21
-# pairs asked at a probability below 0.01 in the first 1,100 decisions (face sample 0) were
-# all two cells, so the gain is, as we read it, what their rejections teach: the membrane
-# along big contacts between two cells.
+# this: a neuron folds back against itself, and pieces cut by the volume's edge join outside
+# it. It matters only for big pairs. On the medulla cube 0.003 took the queue from 1,015 to
+# 976 decisions (mean of 8 face samples, before flatness); the 21 pairs asked below 0.01 were
+# all two cells: what helps, as we read it, is what their rejections teach about membranes.
 ONE_CELL_AT_LEAST = 0.003
 
 
@@ -121,9 +110,8 @@ class MergeQueue:
         self.edges: dict[int, dict[int, list]] = {}
         rows = np.flatnonzero(contacts.pairs["contact"].to_numpy() >= min_contact)
         pairs = contacts.pairs.iloc[rows]
-        boundary = pairs["boundary_sum"].to_numpy(np.float64)
-        if contacts.boundary_source == "none":
-            boundary = np.full(len(pairs), np.nan)
+        boundary = pairs["boundary_sum"].to_numpy(np.float64) if contacts.boundary_source != "none" else \
+            np.full(len(pairs), np.nan)
         for row, a, b, n, s in zip(rows.tolist(), pairs["a"].tolist(), pairs["b"].tolist(),
                                    pairs["contact"].tolist(), boundary):
             self.edges.setdefault(a, {})[b] = self.edges.setdefault(b, {})[a] = [n, s, [row]]
@@ -134,8 +122,7 @@ class MergeQueue:
         # Heap entries are (-score, a, b, token); an entry counts while live[(min, max)] is its
         # token. A pair in `lowered` has a live entry whose score is only an upper bound (a
         # "keep apart" answer made it less likely): it is re-scored when it reaches the top.
-        self.live: dict[tuple, int] = {}
-        self.lowered: set = set()
+        self.heap, self.live, self.lowered = [], {}, set()
         self.tokens = itertools.count()
         self.refitted_at = 0  # answers at the last refit
         self.answers: list[tuple] = []  # (the pair's record as `_record` gives it, accepted)
@@ -157,7 +144,8 @@ class MergeQueue:
     # --- asking and answering ----------------------------------------------------------
     def next(self) -> dict | None:
         """The best open suggestion: dict(a, b, probability, impact, score, contact,
-        boundary_mean, flatness, learned_membrane once membranes are learned, and looks_like
+        boundary_mean, flatness, learned_membrane once membranes are learned, codes (the two
+        barcodes, 0 for none) when codes were given, and looks_like
         when a keep-apart answer lowered it: the strongest such reason, dict(segment, like,
         probability, kept_apart_from)), a and b current segment ids; None when nothing is left."""
         while self.heap:
@@ -223,7 +211,7 @@ class MergeQueue:
     # --- internals ----------------------------------------------------------------------
     def _suggestion(self, a: int, b: int, score: float) -> dict:
         n, s, _ = self.edges[a][b]
-        features = self._features([(a, b)])
+        features = self._records_features([self._record(a, b)])
         suggestion = {"a": a, "b": b, "probability": float(self._probabilities([(a, b)])[0]),
                       "score": score, "contact": n, "boundary_mean": s / n if n else np.nan}
         suggestion["flatness"] = float(features[0, 3])
@@ -283,10 +271,6 @@ class MergeQueue:
         """The merge model's probability of (a, b) pairs, barcodes included, before any floor."""
         records = [self._record(a, b) for a, b in pairs]
         return merge_probability(self._records_features(records), self.weights, _code_offsets(records))
-
-    def _features(self, edges) -> np.ndarray:
-        """Model inputs of (a, b) segment pairs (see merge_features)."""
-        return self._records_features([self._record(a, b) for a, b in edges])
 
     def _record(self, a: int, b: int) -> tuple:
         """What the model reads of a pair: (rows of contacts.pairs, faces, boundary sum,
