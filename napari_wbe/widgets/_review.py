@@ -152,11 +152,15 @@ def _on_grid(layer, shape):
     """The layer's voxels (None without a layer) if they share the labels' grid."""
     if layer is None:
         return None
-    data = layer.data[0] if layer.multiscale else layer.data
+    data = _full_resolution(layer)
     if tuple(data.shape) != tuple(shape):
         raise ValueError(f"'{layer.name}' is {tuple(data.shape)} (z, y, x) but the labels are {tuple(shape)}: "
                          "pick a layer on the labels' grid, or none.")
     return np.asarray(data)
+
+
+def _full_resolution(layer):
+    return layer.data[0] if layer.multiscale else layer.data
 
 
 def _barcode_channels(layers, shape):
@@ -164,7 +168,7 @@ def _barcode_channels(layers, shape):
     if not layers:
         return None
     if len(layers) == 1 and layers[0].ndim == 4:
-        data = layers[0].data[0] if layers[0].multiscale else layers[0].data
+        data = _full_resolution(layers[0])
         if tuple(data.shape[1:]) != tuple(shape):
             raise ValueError(f"'{layers[0].name}' is {tuple(data.shape)} (channels, z, y, x) but the labels are "
                              f"{tuple(shape)}: pick tag channels on the labels' grid.")
