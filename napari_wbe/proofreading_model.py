@@ -22,7 +22,7 @@ from scipy.optimize import minimize
 # these weights rank pairs well (ROC AUC 0.91) but are too sure of merges, most between big
 # segments (top 500 by score: mean p 0.56, 22% right), so refitting to a proofreader's
 # answers (learn=True, the default) pays: 1,137 decisions to halve the cube's VI with
-# learning, 1,707 without (random order: 4,289 on average); without what keep-apart answers
+# learning, 1,707 without (the queue in random order: 5,654 on average); without what keep-apart answers
 # imply 1,163 and 1,894, without flatness too 1,200 and 1,960.
 DEFAULT_WEIGHTS = np.array([7.63, -7.36, 2.68, -0.59, -1.16])
 WEIGHTS_FITTED_ON = "fibsem_small (gala example crop, 867 fragment pairs, EM boundaries)"
