@@ -29,7 +29,7 @@ answered after 400 answers on the FlyEM medulla cube; the fixed Hessian measure:
 
 To halve the medulla cube's VI (bench_proofreading_queue.py) the queue needs 1,707 decisions
 with fixed weights (1,894 without what keep-apart answers imply), 1,137 refitting (1,163),
-and learning membranes too 933-945, mean 938 over eight face samples (935-961, mean 945).
+and learning membranes too 933-945, mean 938 over eight face samples; in random order 5,654.
 A merge is never less likely than ONE_CELL_AT_LEAST: a very big pair is asked about sooner or
 later, whatever its boundary looks like.
 """
