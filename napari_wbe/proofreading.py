@@ -4,6 +4,7 @@
     ed.merge([12, 40])                  # 40 becomes 12
     ed.split(12, [(5, 60, 61)], [(9, 80, 30)])   # part with the first seeds keeps 12
     ed.delete(7); ed.relabel(12, 500); ed.undo(); ed.redo()
+    ed.keep_apart(12, 33)               # a "no" to "merge?": kept, undoable, no voxel changes
     labels = replay(original, "edits.wbelog")   # the same labels, rebuilt from the log
     suspects(labels, image=em)          # ranked likely errors
     metrics(labels, truth)              # VI split/merge, adapted Rand error, ...
@@ -37,7 +38,7 @@ from .proofreading_suspects import suspects
 
 __all__ = ["EditError", "Editor", "LogError", "metrics", "replay", "suspects"]
 
-EDIT_KINDS = ("merge", "split", "delete", "relabel", "paint")
+EDIT_KINDS = ("merge", "split", "delete", "relabel", "paint", "keep_apart")
 SPLIT_MARGIN = 4  # voxels of image read around a segment being split
 
 
@@ -148,6 +149,36 @@ class Editor:
         self._replace(int(label), new_id, "relabel")
         self._next_id = max(self._next_id, new_id + 1)
         return new_id
+
+    def keep_apart(self, a: int, b: int) -> None:
+        """Record that two segments are two cells (a proofreader's "no" to "merge?"). No voxel
+        changes, but it is an edit like the others (logged, undone, redone), so the answer is
+        not lost with the review queue and can be taken back; see `kept_apart`."""
+        a, b = int(a), int(b)
+        if a == b or 0 in (a, b):
+            raise EditError(f"Keeping apart needs two different segments, not background; got {a} and {b}.")
+        self._require({a, b})
+        nothing = np.zeros(0, self.labels.dtype)
+        self._commit("keep_apart", Change((0,) * 6, np.zeros(0, np.int64), nothing, nothing), labels=[a, b])
+
+    @property
+    def kept_apart(self) -> list[tuple[int, int]]:
+        """The pairs of segments kept apart by edits in effect, named by their ids now (a
+        segment merged into another since is that one; pairs with a deleted segment are gone)."""
+        pairs, holders = [], {}  # holders: id -> (pair, side) of every place it names
+        for record in self.history:
+            kind, labels = record["kind"], record.get("labels", [])
+            if kind == "keep_apart":
+                pairs.append(list(labels))
+                for side, label in enumerate(labels):
+                    holders.setdefault(label, []).append((len(pairs) - 1, side))
+            elif kind in ("merge", "relabel"):
+                target = record["into"] if kind == "merge" else record["new_id"]
+                for label in set(labels) - {target}:
+                    for k, side in holders.pop(label, []):
+                        pairs[k][side] = target
+                        holders.setdefault(target, []).append((k, side))
+        return sorted({(min(a, b), max(a, b)) for a, b in pairs if a != b and a in self.boxes and b in self.boxes})
 
     def record_paint(self, indices, old_values, new_values=None) -> None:
         """Record voxels that napari's brush, eraser or fill changed (from a Labels layer's

@@ -52,6 +52,8 @@ class Change:
 
     def apply(self, labels, values: np.ndarray) -> None:
         """Write `values` (self.old or self.new) into the box of `labels`."""
+        if not len(self.index):  # a decision that changes no voxel (keep apart)
+            return
         region = np.array(labels[self.slices()])  # a contiguous copy, so its flat view is writable
         region.reshape(-1)[self.index] = values
         labels[self.slices()] = region

@@ -38,6 +38,34 @@ def test_merge_undo_redo(brain, tmp_path):
     assert np.array_equal(replay(brain.labels, tmp_path / "edits.wbelog"), labels)
 
 
+def test_keep_apart_is_an_edit_that_follows_the_segments(brain, tmp_path):
+    labels = brain.labels.copy()
+    a, b = two_touching(labels)
+    c = min(set(np.unique(labels)) - {0, a, b})
+    ed = Editor(labels, log_path=tmp_path / "edits.wbelog")
+    ed.keep_apart(b, a)
+    assert np.array_equal(labels, brain.labels) and ed.history[-1]["kind"] == "keep_apart"
+    assert ed.kept_apart == [(min(a, b), max(a, b))]
+    ed.merge([c, a])  # a is part of c now: the answer is about c
+    assert ed.kept_apart == [(min(b, c), max(b, c))]
+    new_id = ed.relabel(c)
+    assert ed.kept_apart == [(min(b, new_id), max(b, new_id))]
+    ed.undo(), ed.undo(), ed.undo()
+    assert ed.kept_apart == [] and np.array_equal(labels, brain.labels)
+    ed.redo()
+    assert ed.kept_apart == [(min(a, b), max(a, b))]
+    ed.close()
+    resumed = brain.labels.copy()
+    ed = Editor.resume(resumed, tmp_path / "edits.wbelog")  # the answer survives a restart
+    assert ed.kept_apart == [(min(a, b), max(a, b))] and np.array_equal(resumed, brain.labels)
+    ed.delete(b)
+    assert ed.kept_apart == []
+    for bad in ((a, a), (a, 0), (a, 10**6)):
+        with pytest.raises(EditError):
+            ed.keep_apart(*bad)
+    ed.close()
+
+
 def test_split_separates_a_merged_pair(brain):
     labels = brain.labels.copy()
     a, b = two_touching(labels)

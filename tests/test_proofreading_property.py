@@ -1,4 +1,4 @@
-"""Property: any edit sequence, undone entirely, gives the original labels bit for bit;
+"""Property: any edit sequence (keep-apart answers too), undone entirely, gives the original labels bit for bit;
 redone, gives the edited labels; replaying the log gives the editor's labels."""
 
 import numpy as np
@@ -14,7 +14,7 @@ def blocky_labels(seed: int) -> np.ndarray:
     return np.kron(coarse, np.ones((3, 4, 4), np.uint32))  # 9 x 16 x 16, blocks touching
 
 
-edits = st.lists(st.tuples(st.sampled_from(["merge", "split", "delete", "relabel", "paint", "undo"]),
+edits = st.lists(st.tuples(st.sampled_from(["merge", "split", "delete", "relabel", "paint", "keep_apart", "undo"]),
                            st.integers(0, 10**6), st.integers(0, 10**6)), min_size=1, max_size=12)
 
 
@@ -39,6 +39,8 @@ def apply(ed: Editor, kind: str, i: int, j: int) -> None:
             old = ed.labels[index].copy()
             ed.labels[index] = b if j % 2 else 0  # brush or eraser
             ed.record_paint(index, old)
+        elif kind == "keep_apart":
+            ed.keep_apart(a, b)
         else:
             ed.undo()
     except EditError:
@@ -63,7 +65,7 @@ def test_undo_redo_replay_are_exact(tmp_path_factory, seed, steps):
     edited = labels.copy()
     while ed.undo():
         pass
-    assert np.array_equal(labels, original)
+    assert np.array_equal(labels, original) and ed.kept_apart == []
     while ed.redo():
         pass
     assert np.array_equal(labels, edited)
