@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize
 
+from .proofreading_contacts import contact_flatness
+
 # Logistic weights: intercept, mean boundary, enclosure, log10(smaller size), contact
 # flatness. Fitted to the 867 touching fragment pairs of the gala FIB-SEM crop (fibsem_small,
 # EM boundaries; ROC AUC 0.975 there, 0.970 without flatness), rounded: refit with
@@ -59,6 +61,32 @@ def code_log_odds(code_a, code_b) -> np.ndarray:
     a, b = np.asarray(code_a), np.asarray(code_b)
     known = (a > 0) & (b > 0)
     return np.where(known & (a == b), SAME_CODE_LOG_ODDS, 0.0) + np.where(known & (a != b), DIFFERENT_CODE_LOG_ODDS, 0.0)
+
+
+def record_features(face_moments: np.ndarray, membrane, records) -> np.ndarray:
+    """Model inputs of `MergeQueue` pair records (rows of the contacts table the contact is
+    made of, faces, boundary sum, the smaller segment's surface and size, ...): contacts
+    made of several rows add their face moments; membrane: the learned (summed, counted)
+    membrane probability per row, or None."""
+    if not records:
+        return np.zeros((0, len(DEFAULT_WEIGHTS) - (membrane is None)))
+    n, s, surface, size = (np.array([r[k] for r in records], np.float64) for k in range(1, 5))
+    which = np.repeat(np.arange(len(records)), [len(r[0]) for r in records])  # record of each row
+    rows = np.concatenate([r[0] for r in records])
+    moments = np.column_stack([np.bincount(which, weights=column, minlength=len(records))
+                               for column in face_moments[rows].T])
+    learned = None
+    if membrane is not None:
+        summed, counted = membrane
+        total = np.bincount(which, weights=counted[rows], minlength=len(records))
+        learned = np.bincount(which, weights=summed[rows], minlength=len(records)) / np.maximum(total, 1)
+        learned = np.where(total > 0, learned, np.nan_to_num(s / n, nan=0.5))  # no sampled face: as measured
+    return merge_features(s / n, n, surface, size, contact_flatness(n, moments), learned)
+
+
+def record_code_offsets(records) -> np.ndarray:
+    """The barcodes' log-odds of `MergeQueue` pair records (their last two fields)."""
+    return code_log_odds([r[5] for r in records], [r[6] for r in records])
 
 
 def merge_impact(size_a, size_b) -> np.ndarray:

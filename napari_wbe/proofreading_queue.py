@@ -27,11 +27,9 @@ segments kept apart: membrane), and every pair gains a fifth input, the mean lea
 membrane probability over its contact's sampled faces (ROC AUC 0.95 over the pairs not yet
 answered after 400 answers on the FlyEM medulla cube; the fixed Hessian measure: 0.90).
 
-To halve the medulla cube's VI (bench_proofreading_queue.py) the queue needs 1,707 decisions
-with fixed weights (1,894 without what keep-apart answers imply), 1,137 refitting (1,163),
-and learning membranes too 933-945, mean 938 over eight face samples; in random order 5,654.
 A merge is never less likely than ONE_CELL_AT_LEAST: a very big pair is asked about sooner or
-later, whatever its boundary looks like.
+later, whatever its boundary looks like. `take_back(a, b)` forgets an answer (an undo). What
+each part is worth on the medulla cube: README, Benchmarks (bench_proofreading_queue.py).
 """
 
 from __future__ import annotations
@@ -42,17 +40,17 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from .proofreading_contacts import Contacts, contact_flatness
+from .proofreading_contacts import Contacts
 from .proofreading_faces import learn_membranes
 from .proofreading_model import (
     DEFAULT_WEIGHTS,
     FEATURE_NAMES,
     GEOMETRY,
-    code_log_odds,
     fit_weights,
-    merge_features,
     merge_impact,
     merge_probability,
+    record_code_offsets,
+    record_features,
 )
 
 # The membrane classifier is trained after 50 answers and again at 100, 200, 400, ...:
@@ -63,21 +61,17 @@ LEARN_MEMBRANES_FROM = 50
 # before; now 15 are right). One kind of answer is enough to refit: the prior keeps it finite.
 EARLY_REFITS_UNTIL = 100
 # Past 1,000 answers a refit waits until the answers have grown by this fraction since the
-# last one (every 100 answers at 2,000, every 400 at 8,000): 50 more answers then move the
-# weights little, and each refit re-scores every open pair. A queue answered to its end in
-# the headless chain (8,887 answers) refits 65 times instead of 185.
+# last one (every 400 answers at 8,000): 50 more answers then move the weights little, and
+# each refit re-scores every open pair.
 REFIT_GROWTH = 0.05
 # The learned membrane's weight starts at 0 but is held there loosely (prior precision 0.1,
-# the other weights 1). On the medulla cube, at precision 1 the prior kept it at -4 after 100
-# answers and -8 after 800; at 0.1 it is -10 and -20, and the queue halves VI in 1,035
-# decisions on average over four face samples (1,000-1,080) instead of 1,078 (1,060-1,090)
-# (measured before membranes were learned from implied answers too).
+# the other weights 1): at 1 the prior kept it at -4 after 100 answers on the medulla cube,
+# at 0.1 it is -10, and the queue halves VI in fewer decisions (README).
 LEARNED_WEIGHT_PRECISION = 0.1
 # However membrane-like their contact, two segments are one cell with probability at least
 # this: a neuron folds back against itself, and pieces cut by the volume's edge join outside
-# it. It matters only for big pairs. On the medulla cube 0.003 took the queue from 1,015 to
-# 976 decisions (mean of 8 face samples, before flatness); the 21 pairs asked below 0.01 were
-# all two cells: what helps, as we read it, is what their rejections teach about membranes.
+# it. It matters only for big pairs; on the medulla cube the few asked below 0.01 were all two
+# cells, and what their rejections teach about membranes helps (README).
 ONE_CELL_AT_LEAST = 0.003
 
 
@@ -100,22 +94,9 @@ class MergeQueue:
         self.weights = np.array(DEFAULT_WEIGHTS if weights is None else weights, np.float64)
         self.prior = self.weights.copy()
         self.learn, self.refit_every = learn, int(refit_every)
-        segments = contacts.segments
-        self.size = dict(zip(segments.index.tolist(), segments["size"].tolist()))
-        self.surface = dict(zip(segments.index.tolist(), segments["surface"].tolist()))
-        self.code = {int(label): int(code) for label, code in dict({} if codes is None else codes).items() if code}
-        self.parent: dict[int, int] = {}
-        self.cannot: dict[int, set] = {}
-        # edges[a][b] = [faces, boundary sum, rows of contacts.pairs the contact is made of]
-        self.edges: dict[int, dict[int, list]] = {}
-        rows = np.flatnonzero(contacts.pairs["contact"].to_numpy() >= min_contact)
-        pairs = contacts.pairs.iloc[rows]
-        boundary = pairs["boundary_sum"].to_numpy(np.float64) if contacts.boundary_source != "none" else \
-            np.full(len(pairs), np.nan)
-        for row, a, b, n, s in zip(rows.tolist(), pairs["a"].tolist(), pairs["b"].tolist(),
-                                   pairs["contact"].tolist(), boundary):
-            self.edges.setdefault(a, {})[b] = self.edges.setdefault(b, {})[a] = [n, s, [row]]
-        self.face_moments = contacts.face_moments
+        self.contacts, self.min_contact = contacts, min_contact
+        self.codes = {int(label): int(code) for label, code in dict({} if codes is None else codes).items() if code}
+        self._start()
         self.faces = faces if learn else None
         self.membrane = None  # learned: per row of contacts.pairs, (summed, counted) membrane probability
         self.train_later, self.membranes_due = train_later, False
@@ -126,7 +107,26 @@ class MergeQueue:
         self.tokens = itertools.count()
         self.refitted_at = 0  # answers at the last refit
         self.answers: list[tuple] = []  # (the pair's record as `_record` gives it, accepted)
+        self.asked: list[tuple] = []  # ((a, b) as they were named when answered, accepted)
+        self.quiet = False  # while answers are replayed, nothing is scored
         self._rebuild()
+
+    def _start(self) -> None:
+        """The segments and their contacts before any answer."""
+        segments, contacts = self.contacts.segments, self.contacts
+        self.size = dict(zip(segments.index.tolist(), segments["size"].tolist()))
+        self.surface = dict(zip(segments.index.tolist(), segments["surface"].tolist()))
+        self.code = dict(self.codes)
+        self.parent, self.cannot = {}, {}  # union-find; segment -> the segments kept apart from it
+        # edges[a][b] = [faces, boundary sum, rows of contacts.pairs the contact is made of]
+        self.edges: dict[int, dict[int, list]] = {}
+        rows = np.flatnonzero(contacts.pairs["contact"].to_numpy() >= self.min_contact)
+        pairs = contacts.pairs.iloc[rows]
+        boundary = pairs["boundary_sum"].to_numpy(np.float64) if contacts.boundary_source != "none" else \
+            np.full(len(pairs), np.nan)
+        for row, a, b, n, s in zip(rows.tolist(), pairs["a"].tolist(), pairs["b"].tolist(),
+                                   pairs["contact"].tolist(), boundary):
+            self.edges.setdefault(a, {})[b] = self.edges.setdefault(b, {})[a] = [n, s, [row]]
 
     # --- the segments ------------------------------------------------------------------
     def segment_of(self, label: int) -> int:
@@ -171,12 +171,7 @@ class MergeQueue:
         a, b = self.segment_of(pair["a"]), self.segment_of(pair["b"])
         if a == b:
             return
-        rows, *rest = self._record(a, b)
-        self.answers.append(((list(rows), *rest), bool(accept)))  # its own rows: merges extend the edge's
-        if accept:
-            self._merge(a, b)
-        else:
-            self._keep_apart(a, b)
+        self._answered(a, b, accept)
         count = len(self.answers)
         if not self.learn:
             return
@@ -189,6 +184,24 @@ class MergeQueue:
         elif (count % self.refit_every == 0 and count >= self.refitted_at * (1 + REFIT_GROWTH)) or \
                 (count < EARLY_REFITS_UNTIL and count % 10 == 0):
             self._refit()
+
+    def take_back(self, a: int, b: int, accepted: bool | None = None) -> bool:
+        """Forget the last answer about segments a and b, named as they were when answered (an
+        undo), if it was `accepted` (None: either): the segments are rebuilt from the other
+        answers, in their order; the weights and learned membranes stay. False: no such answer."""
+        about = [k for k, (pair, yes) in enumerate(self.asked) if set(pair) == {a, b} and accepted in (None, yes)]
+        if not about:
+            return False
+        kept = self.asked[:about[-1]] + self.asked[about[-1] + 1:]
+        self._start()
+        self.answers, self.asked, self.quiet = [], [], True
+        for pair, accept in kept:  # an answer whose pair no longer touches (it did through a) is dropped
+            x, y = self.segment_of(pair[0]), self.segment_of(pair[1])
+            if x != y and y in self.edges.get(x, {}) and y not in self.cannot.get(x, ()):
+                self._answered(x, y, accept)
+        self.quiet = False
+        self._rebuild()
+        return True
 
     def membrane_trainer(self):
         """A function training the membrane classifier on what the answers so far imply, for
@@ -211,10 +224,9 @@ class MergeQueue:
     # --- internals ----------------------------------------------------------------------
     def _suggestion(self, a: int, b: int, score: float) -> dict:
         n, s, _ = self.edges[a][b]
-        features = self._records_features([self._record(a, b)])
-        suggestion = {"a": a, "b": b, "probability": float(self._probabilities([(a, b)])[0]),
-                      "score": score, "contact": n, "boundary_mean": s / n if n else np.nan}
-        suggestion["flatness"] = float(features[0, 3])
+        features = self._features([self._record(a, b)])
+        suggestion = {"a": a, "b": b, "probability": float(self._probabilities([(a, b)])[0]), "score": score,
+                      "contact": n, "boundary_mean": s / n if n else np.nan, "flatness": float(features[0, 3])}
         if self.code:
             suggestion["codes"] = (self.code.get(a, 0), self.code.get(b, 0))
         links, _, kept_from = self._apart_links([(a, b)])
@@ -228,11 +240,10 @@ class MergeQueue:
         return suggestion
 
     def _probabilities(self, pairs: list) -> np.ndarray:
-        """Probability that each (a, b) is one cell: the merge model's, never below
-        ONE_CELL_AT_LEAST (see there), and given the "keep apart" answers: if c was kept apart
-        from a, b can be one cell with a only if it is not one with c, so p(a~b) becomes
-        p s / (p s + 1 - p), s the product of 1 - p(b~c) over every such c touching b (and
-        the same with a and b swapped)."""
+        """Probability that each (a, b) is one cell: the merge model's, at least ONE_CELL_AT_LEAST,
+        and given the "keep apart" answers: if c was kept apart from a, b can be one cell with a
+        only if it is not one with c, so p(a~b) becomes p s / (p s + 1 - p), s the product of
+        1 - p(b~c) over every such c touching b (and the same with a and b swapped)."""
         links, owners, _ = self._apart_links(pairs)
         row = {(min(a, b), max(a, b)): k for k, (a, b) in enumerate(pairs)}
         scored = list(pairs)
@@ -270,7 +281,7 @@ class MergeQueue:
     def _alike(self, pairs: list) -> np.ndarray:
         """The merge model's probability of (a, b) pairs, barcodes included, before any floor."""
         records = [self._record(a, b) for a, b in pairs]
-        return merge_probability(self._records_features(records), self.weights, _code_offsets(records))
+        return merge_probability(self._features(records), self.weights, record_code_offsets(records))
 
     def _record(self, a: int, b: int) -> tuple:
         """What the model reads of a pair: (rows of contacts.pairs, faces, boundary sum,
@@ -279,40 +290,34 @@ class MergeQueue:
         small = a if (self.size[a], a) <= (self.size[b], b) else b  # ties: the lower id, either way round
         return rows, n, s, self.surface[small], self.size[small], self.code.get(a, 0), self.code.get(b, 0)
 
-    def _records_features(self, records) -> np.ndarray:
-        """(rows, faces, boundary sum, smaller's surface, smaller's size) -> model inputs."""
-        if not records:
-            return np.zeros((0, len(self.weights) - 1))
-        n, s, surface, size = (np.array([r[k] for r in records], np.float64) for k in range(1, 5))
-        which = np.repeat(np.arange(len(records)), [len(r[0]) for r in records])  # record of each row
-        rows = np.concatenate([r[0] for r in records])
-        moments = np.column_stack([np.bincount(which, weights=column, minlength=len(records))
-                                   for column in self.face_moments[rows].T])
-        flatness = contact_flatness(n, moments)
-        learned = None
-        if self.membrane is not None:
-            summed, counted = self.membrane
-            total = np.bincount(which, weights=counted[rows], minlength=len(records))
-            learned = np.bincount(which, weights=summed[rows], minlength=len(records)) / np.maximum(total, 1)
-            learned = np.where(total > 0, learned, np.nan_to_num(s / n, nan=0.5))  # no sampled face: as measured
-        return merge_features(s / n, n, surface, size, flatness, learned)
+    def _features(self, records) -> np.ndarray:
+        return record_features(self.contacts.face_moments, self.membrane, records)
 
     def _refit(self) -> None:
         """Refit the logistic weights to the answers so far (pulled towards the defaults; a
         learned membrane feature's weight towards 0, loosely) and re-score every open pair."""
         records = [record for record, _ in self.answers]
-        features = self._records_features(records)
+        features = self._features(records)
         learned = features.shape[1] + 1 - GEOMETRY
         prior = np.r_[self.prior[:GEOMETRY], np.zeros(learned)]
         strength = np.r_[np.ones(GEOMETRY), np.full(learned, LEARNED_WEIGHT_PRECISION)]
         accepted = np.array([accept for _, accept in self.answers])
-        self.weights = fit_weights(features, accepted, prior, strength, _code_offsets(records))
+        self.weights = fit_weights(features, accepted, prior, strength, record_code_offsets(records))
         self.refitted_at = len(self.answers)
         self._rebuild()
 
+    def _answered(self, a: int, b: int, accept: bool) -> None:
+        rows, *rest = self._record(a, b)
+        self.answers.append(((list(rows), *rest), bool(accept)))  # its own rows: merges extend the edge's
+        self.asked.append(((a, b), bool(accept)))
+        if accept:
+            self._merge(a, b)
+        else:
+            self._keep_apart(a, b)
+
     def _push(self, pairs: list) -> None:
         """Score (a, b) pairs (one batch) and queue them; their earlier entries no longer count."""
-        if not pairs:
+        if not pairs or self.quiet:
             return
         for score, (a, b) in zip(self._scores(pairs).tolist(), pairs):
             key = (min(a, b), max(a, b))
@@ -384,16 +389,12 @@ class MergeQueue:
             self.edges[x][a] = edge
         self._push([(a, x) for x in self.edges[a] if x not in self.cannot.get(a, ())])
 
-    def decisions(self) -> int:
+    def decisions(self) -> int:  # answers given (taken-back ones not counted)
         return len(self.answers)
 
     def answers_table(self) -> pd.DataFrame:
         """One row per answer: the model's inputs as they are now (see merge_features) and accepted."""
-        features = self._records_features([record for record, _ in self.answers])
+        features = self._features([record for record, _ in self.answers])
         table = pd.DataFrame(features, columns=FEATURE_NAMES[:features.shape[1]])
         return table.assign(accepted=[accept for _, accept in self.answers])
 
-
-def _code_offsets(records) -> np.ndarray:
-    """The barcodes' log-odds of pairs from their records (`MergeQueue._record`)."""
-    return code_log_odds([r[5] for r in records], [r[6] for r in records])

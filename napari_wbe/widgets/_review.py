@@ -22,6 +22,7 @@ class ReviewQueue:
     and begin_split."""
 
     merge_queue: MergeQueue | None = None
+    _taken_back: dict = {}  # edit id -> (labels, accepted) of queue answers undone, for redo
     _code_names: dict = {}  # barcode index -> name, when channels were chosen
     _full_colormap = None
 
@@ -33,6 +34,7 @@ class ReviewQueue:
         except ValueError as err:
             self.status.done(str(err), error=True)
             return None
+        kept_apart = set(self.editor.kept_apart) if self.editor is not None else set()
 
         def work(report):
             contacts = contact_table(labels, image=image, boundary=boundary)
@@ -41,6 +43,9 @@ class ReviewQueue:
             faces = None if image is None else face_sample(labels, image, contacts.pairs)
             queue = MergeQueue(contacts, faces=faces, train_later=True,
                                codes=None if evidence is None else evidence.segments["code"])
+            touching = set(zip(contacts.pairs["a"].tolist(), contacts.pairs["b"].tolist()))
+            for a, b in kept_apart & touching:  # answered before (this session or one before it)
+                queue.answer({"a": a, "b": b}, False)
             return suspects(labels, contacts=contacts, evidence=evidence), queue, contacts, evidence
 
         return self.start_job(work, "Finding suspects", self._found)
@@ -53,10 +58,17 @@ class ReviewQueue:
         self._contact_at = dict(zip(zip(pairs["a"].tolist(), pairs["b"].tolist()), pairs[["z", "y", "x"]].to_numpy()))
         self._total = max(int(contacts.segments["size"].sum()), 1)
         self.queue.set_rows(table)
+        self._taken_back = {}
+        earlier = self.merge_queue.decisions()
+        if earlier:  # pairs kept apart before (the edit history) are not asked again
+            self._rerank()
         source = {"boundary map": "the boundary map", "EM": "the EM"}.get(contacts.boundary_source)
         self.status.done(f"{len(table)} suspects, most likely errors first; merge suggestions re-rank "
                          "after every answer" + (f"; membranes read from {source}." if source else
-                                                 "; pick an EM image or a boundary map to rank by membranes too."))
+                                                 "; pick an EM image or a boundary map to rank by membranes too.") +
+                         (f" {earlier} pair(s) kept apart earlier are not asked again." if earlier else ""))
+        if self.merge_queue.membranes_due:
+            self._learn_membranes()
 
     def _rerank(self) -> None:
         """Merge suggestions from the queue, which learns from each answer; other rows stay."""
@@ -106,7 +118,20 @@ class ReviewQueue:
 
     def reject(self) -> None:
         self._decide(False)
-        self.status.say("Rejected; next suspect.")
+
+    def _queue_undone(self, record: dict) -> None:
+        """An undone edit that was an answer to the queue: the queue forgets it too."""
+        labels, accepted = record.get("labels", []), record["kind"] == "merge"
+        if self.merge_queue is not None and record["kind"] in ("merge", "keep_apart") and len(labels) == 2 \
+                and self.merge_queue.take_back(*labels, accepted=accepted):
+            self._taken_back[record["id"]] = (labels, accepted)
+            self._rerank()
+
+    def _queue_redone(self, record: dict) -> None:
+        if record["id"] in self._taken_back:
+            (a, b), accepted = self._taken_back.pop(record["id"])
+            self.merge_queue.answer({"a": a, "b": b}, accepted)
+            self._rerank()
 
     def _decide(self, accepted: bool) -> None:
         row = self.queue.current()
@@ -115,9 +140,16 @@ class ReviewQueue:
         ids = [int(i) for i in row["labels"] if int(i) in self.editor.boxes]
         if row["kind"] == "merge?" and self.merge_queue is not None and len(ids) == 2:
             self.merge_queue.answer({"a": ids[0], "b": ids[1]}, accepted)
-            if accepted:  # the id the queue keeps, so its later suggestions name real segments
-                into = self.merge_queue.segment_of(ids[0])
-                self._edit(lambda ed: f"Merged {ids} into {ed.merge(ids, into=into)}.")
+            into = self.merge_queue.segment_of(ids[0])  # the id the queue keeps names the merged segment
+
+            def edit(ed) -> str:  # either answer is an edit: the log keeps it, undo takes it back
+                if accepted:
+                    return f"Merged {ids} into {ed.merge(ids, into=into)}."
+                ed.keep_apart(*ids)
+                return f"Kept {ids[0]} and {ids[1]} apart; next suspect."
+
+            if not self._edit(edit):
+                self.merge_queue.take_back(*ids)
             self._rerank()
             if self.merge_queue.membranes_due:
                 self._learn_membranes()

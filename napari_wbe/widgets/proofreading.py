@@ -272,19 +272,25 @@ class ProofreadingWidget(ReviewQueue, JobHost, Container):
     # --- history ----------------------------------------------------------------------
     def undo(self) -> None:
         record = self.editor.undo() if self.editor else None
+        if record:
+            self._queue_undone(record)
         self._after_edit(f"Undid {record['kind']} #{record['id']}." if record else "Nothing to undo.")
 
     def redo(self) -> None:
         record = self.editor.redo() if self.editor else None
+        if record:
+            self._queue_redone(record)
         self._after_edit(f"Redid {record['kind']} #{record['id']}." if record else "Nothing to redo.")
 
-    def _edit(self, make) -> None:
+    def _edit(self, make) -> bool:
+        """Make an edit (make(editor) -> message); False if the editor refused it (said why)."""
         try:
             message = make(self.editor)
         except EditError as err:
             self.status.say(str(err), error=True)
-            return
+            return False
         self._after_edit(message)
+        return True
 
     def _after_edit(self, message: str) -> None:
         if self.layer is not None:

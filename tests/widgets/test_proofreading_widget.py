@@ -119,6 +119,35 @@ def test_review_queue_accepts_and_rejects(viewer, qtbot, brain, editing, tmp_pat
     np.testing.assert_array_equal(replay(brain.fragments, tmp_path / "edits.wbelog"), layer.data)
 
 
+def test_review_answers_are_edits_that_undo_takes_back(viewer, qtbot, brain, editing, tmp_path):
+    widget, layer = editing
+    widget.find_button.native.click()
+    qtbot.waitUntil(lambda: widget.queue.rowCount() > 0, timeout=30_000)
+
+    def shown():
+        return [tuple(labels) for labels in widget.queue.rows["labels"]]
+
+    rejected = tuple(widget.queue.current()["labels"])
+    widget.reject_button.native.click()
+    assert widget.editor.history[-1]["kind"] == "keep_apart" and rejected not in shown()
+    widget.undo_button.native.click()  # a "no" by mistake: asked again, first as before
+    assert widget.merge_queue.decisions() == 0 and shown()[0] == rejected
+    widget.redo_button.native.click()
+    assert widget.merge_queue.decisions() == 1 and rejected not in shown()
+    merged = tuple(widget.queue.current()["labels"])
+    widget.accept_button.native.click()
+    widget.undo_button.native.click()  # the merge is undone in the labels and in the queue
+    np.testing.assert_array_equal(layer.data, brain.fragments)
+    assert widget.merge_queue.mapping(merged).tolist() == list(merged) and merged in shown()
+    widget.redo_button.native.click()
+    into = widget.merge_queue.segment_of(merged[0])
+    assert widget.merge_queue.segment_of(merged[1]) == into and set(merged) & set(widget.editor.boxes) == {into}
+    widget.find_button.native.click()  # a new queue (or one after a restart) keeps the "no"
+    qtbot.waitUntil(lambda: "kept apart earlier" in widget.status.text, timeout=30_000)
+    assert widget.merge_queue.decisions() == 1 and rejected not in shown()
+    np.testing.assert_array_equal(replay(brain.fragments, tmp_path / "edits.wbelog"), layer.data)
+
+
 def test_review_queue_learns_membranes_in_the_background(viewer, qtbot, brain, editing, monkeypatch):
     from napari_wbe import proofreading_queue
 
