@@ -105,10 +105,9 @@ class MergeQueue:
         # "keep apart" answer made it less likely): it is re-scored when it reaches the top.
         self.heap, self.live, self.lowered = [], {}, set()
         self.tokens = itertools.count()
-        self.refitted_at = 0  # answers at the last refit
+        self.refitted_at, self.quiet = 0, False  # answers at the last refit; quiet: replaying, nothing scored
         self.answers: list[tuple] = []  # (the pair's record as `_record` gives it, accepted)
         self.asked: list[tuple] = []  # ((a, b) as they were named when answered, accepted)
-        self.quiet = False  # while answers are replayed, nothing is scored
         self._rebuild()
 
     def _start(self) -> None:
@@ -186,9 +185,9 @@ class MergeQueue:
             self._refit()
 
     def take_back(self, a: int, b: int, accepted: bool | None = None) -> bool:
-        """Forget the last answer about segments a and b, named as they were when answered (an
-        undo), if it was `accepted` (None: either): the segments are rebuilt from the other
-        answers, in their order; the weights and learned membranes stay. False: no such answer."""
+        """Forget the last answer about segments a and b as then named, if it was `accepted` (None:
+        either; False if there is none): an undo. The segments are rebuilt from the other answers
+        in their order; the weights and learned membranes stay."""
         about = [k for k, (pair, yes) in enumerate(self.asked) if set(pair) == {a, b} and accepted in (None, yes)]
         if not about:
             return False
@@ -317,7 +316,8 @@ class MergeQueue:
 
     def _push(self, pairs: list) -> None:
         """Score (a, b) pairs (one batch) and queue them; their earlier entries no longer count."""
-        if not pairs or self.quiet:
+        pairs = [] if self.quiet else list(pairs)
+        if not pairs:
             return
         for score, (a, b) in zip(self._scores(pairs).tolist(), pairs):
             key = (min(a, b), max(a, b))
@@ -387,7 +387,7 @@ class MergeQueue:
             edge[1] += s
             edge[2].extend(rows)
             self.edges[x][a] = edge
-        self._push([(a, x) for x in self.edges[a] if x not in self.cannot.get(a, ())])
+        self._push((a, x) for x in self.edges[a] if x not in self.cannot.get(a, ()))
 
     def decisions(self) -> int:  # answers given (taken-back ones not counted)
         return len(self.answers)
