@@ -136,8 +136,10 @@ def main() -> None:
     results = {}
     for name, make in queues.items():
         start_time = time.perf_counter()
-        results[name] = run(make(), scorer, target, args.every, args.curve_to)
+        results[name] = run(queue := make(), scorer, target, args.every, args.curve_to)
         print(f"  {name}: answered in {time.perf_counter() - start_time:.1f} s")
+        if name == "+membranes":
+            undo_latency(queue)
 
     print(f"\nVI after N decisions (start {start['vi']:.3f}, target {target:.3f}):")
     print("decisions " + "".join(f"{name:>17s}" for name in queues))
@@ -167,6 +169,15 @@ def main() -> None:
     if args.ceiling:
         in_sample_ceiling(contacts, scorer, target)
     phantom_with_barcodes(args.orders)
+
+
+def undo_latency(queue: MergeQueue) -> None:
+    """What an undo of a review answer costs the widget: the queue forgets the answer
+    (`take_back`, a rebuild from the other answers) and, on redo, is given it again."""
+    (a, b), accepted = queue.asked[-1]
+    first, median, _ = timed(lambda: (queue.take_back(a, b), queue.answer({"a": a, "b": b}, accepted)))
+    print(f"    undo + redo of its last answer after {queue.decisions()} answers: {median * 1000:.0f} ms "
+          f"(first {first * 1000:.0f} ms)")
 
 
 def phantom_with_barcodes(orders: int) -> None:
