@@ -119,6 +119,31 @@ class ReviewQueue:
     def reject(self) -> None:
         self._decide(False)
 
+    def asks_about(self, ids) -> bool:
+        """Whether the merge queue has these two segments as an open pair."""
+        queue = self.merge_queue
+        return queue is not None and len(ids) == 2 and all(queue.segment_of(i) == i for i in ids) and \
+            ids[1] in queue.edges.get(ids[0], {}) and ids[1] not in queue.cannot.get(ids[0], ())
+
+    def answer_pair(self, ids: list, accepted: bool) -> None:
+        """A yes or no about two segments of the merge queue (a review row, or a merge made by
+        clicking): the queue learns from it, and it is an edit, which the log keeps and undo
+        takes back from the queue too."""
+        self.merge_queue.answer({"a": ids[0], "b": ids[1]}, accepted)
+        into = self.merge_queue.segment_of(ids[0])  # the id the queue keeps names the merged segment
+
+        def edit(ed) -> str:
+            if accepted:
+                return f"Merged {ids} into {ed.merge(ids, into=into)}."
+            ed.keep_apart(*ids)
+            return f"Kept {ids[0]} and {ids[1]} apart; next suspect."
+
+        if not self._edit(edit):
+            self.merge_queue.take_back(*ids)
+        self._rerank()
+        if self.merge_queue.membranes_due:
+            self._learn_membranes()
+
     def _queue_undone(self, record: dict) -> None:
         """An undone edit that was an answer to the queue: the queue forgets it too."""
         labels, accepted = record.get("labels", []), record["kind"] == "merge"
@@ -138,21 +163,8 @@ class ReviewQueue:
         if row is None or self.editor is None:
             return
         ids = [int(i) for i in row["labels"] if int(i) in self.editor.boxes]
-        if row["kind"] == "merge?" and self.merge_queue is not None and len(ids) == 2:
-            self.merge_queue.answer({"a": ids[0], "b": ids[1]}, accepted)
-            into = self.merge_queue.segment_of(ids[0])  # the id the queue keeps names the merged segment
-
-            def edit(ed) -> str:  # either answer is an edit: the log keeps it, undo takes it back
-                if accepted:
-                    return f"Merged {ids} into {ed.merge(ids, into=into)}."
-                ed.keep_apart(*ids)
-                return f"Kept {ids[0]} and {ids[1]} apart; next suspect."
-
-            if not self._edit(edit):
-                self.merge_queue.take_back(*ids)
-            self._rerank()
-            if self.merge_queue.membranes_due:
-                self._learn_membranes()
+        if row["kind"] == "merge?" and self.asks_about(ids):
+            self.answer_pair(ids, accepted)
             return
         if accepted and row["kind"] == "split?":
             self.begin_split(ids[0])

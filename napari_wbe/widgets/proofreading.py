@@ -212,7 +212,11 @@ class ProofreadingWidget(ReviewQueue, JobHost, Container):
         self.layer.selected_label = label
 
     def merge_selected(self) -> None:
-        self._edit(lambda ed: f"Merged {self.selected} into {ed.merge(self.selected)}.")
+        ids = list(self.selected)
+        if self.asks_about(ids):  # a pair of the review queue: it learns from the merge, and keeps its ids
+            self.answer_pair(ids, True)
+        else:
+            self._edit(lambda ed: f"Merged {ids} into {ed.merge(ids)}.")
         self.clear()
 
     # --- split ------------------------------------------------------------------------

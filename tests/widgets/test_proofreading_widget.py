@@ -145,6 +145,14 @@ def test_review_answers_are_edits_that_undo_takes_back(viewer, qtbot, brain, edi
     widget.find_button.native.click()  # a new queue (or one after a restart) keeps the "no"
     qtbot.waitUntil(lambda: "kept apart earlier" in widget.status.text, timeout=30_000)
     assert widget.merge_queue.decisions() == 1 and rejected not in shown()
+    clicked = tuple(widget.queue.current()["labels"])
+    widget.selected = list(clicked)  # merged by clicking, not from the row: the queue is told too
+    widget.merge_button.native.click()
+    into = widget.merge_queue.segment_of(clicked[1])
+    assert widget.merge_queue.decisions() == 2 and set(clicked) & set(widget.editor.boxes) == {into}
+    assert all(i in widget.editor.boxes for pair in shown() for i in pair)
+    widget.undo_button.native.click()
+    assert widget.merge_queue.decisions() == 1 and clicked in shown()
     np.testing.assert_array_equal(replay(brain.fragments, tmp_path / "edits.wbelog"), layer.data)
 
 
