@@ -115,7 +115,7 @@ class MergeQueue:
         segments, contacts = self.contacts.segments, self.contacts
         self.size = dict(zip(segments.index.tolist(), segments["size"].tolist()))
         self.surface = dict(zip(segments.index.tolist(), segments["surface"].tolist()))
-        self.code = dict(self.codes)
+        self.code = dict(self.codes)  # the segments' codes now; self.codes: the fragments' as given
         self.parent, self.cannot = {}, {}  # union-find; segment -> the segments kept apart from it
         # edges[a][b] = [faces, boundary sum, rows of contacts.pairs the contact is made of]
         self.edges: dict[int, dict[int, list]] = {}
@@ -314,7 +314,7 @@ class MergeQueue:
         else:
             self._keep_apart(a, b)
 
-    def _push(self, pairs: list) -> None:
+    def _push(self, pairs) -> None:
         """Score (a, b) pairs (one batch) and queue them; their earlier entries no longer count."""
         pairs = [] if self.quiet else list(pairs)
         if not pairs:
@@ -397,4 +397,3 @@ class MergeQueue:
         features = self._features([record for record, _ in self.answers])
         table = pd.DataFrame(features, columns=FEATURE_NAMES[:features.shape[1]])
         return table.assign(accepted=[accept for _, accept in self.answers])
-

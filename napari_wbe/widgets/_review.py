@@ -173,6 +173,8 @@ class ReviewQueue:
             self._edit(lambda ed: f"Merged {ids} into {ed.merge(ids, into=into)}.")
         elif accepted and ids:
             self._edit(lambda ed: (ed.delete(ids[0]), f"Deleted {ids[0]}.")[1])
+        elif not accepted:
+            self.status.say("Left as it is; next suspect.")
         self.queue.done_with_current()
 
     def _learn_membranes(self) -> None:
