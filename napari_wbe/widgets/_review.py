@@ -23,6 +23,7 @@ class ReviewQueue:
 
     merge_queue: MergeQueue | None = None
     _taken_back: dict = {}  # edit id -> (labels, accepted) of queue answers undone, for redo
+    _reshaped: frozenset = frozenset()  # segments split or painted since Find suspects
     _code_names: dict = {}  # barcode index -> name, when channels were chosen
     _full_colormap = None
 
@@ -58,7 +59,7 @@ class ReviewQueue:
         self._contact_at = dict(zip(zip(pairs["a"].tolist(), pairs["b"].tolist()), pairs[["z", "y", "x"]].to_numpy()))
         self._total = max(int(contacts.segments["size"].sum()), 1)
         self.queue.set_rows(table)
-        self._taken_back = {}
+        self._taken_back, self._reshaped = {}, frozenset()
         earlier = self.merge_queue.decisions()
         if earlier:  # pairs kept apart before (the edit history) are not asked again
             self._rerank()
@@ -76,7 +77,7 @@ class ReviewQueue:
         rows = []
         for pair in self.merge_queue.top(MERGE_ROWS):
             a, b = sorted((pair["a"], pair["b"]))
-            if a not in self.editor.boxes or b not in self.editor.boxes:
+            if a not in self.editor.boxes or b not in self.editor.boxes or {a, b} & self._reshaped:
                 continue
             z, y, x = self._contact_at.get((a, b), _box_middle(self.editor.boxes[a], self.editor.boxes[b]))
             reason = (f"touch over {pair['contact']} faces; mean boundary {pair['boundary_mean']:.2f}; "
@@ -143,6 +144,13 @@ class ReviewQueue:
         self._rerank()
         if self.merge_queue.membranes_due:
             self._learn_membranes()
+
+    def reshaped_by_hand(self, labels) -> None:
+        """Segments a split or a paint stroke changed: the queue's contacts of them are out of
+        date, so their merge suggestions wait for the next Find suspects."""
+        if self.merge_queue is not None:
+            self._reshaped = self._reshaped | {int(label) for label in labels}
+            self._rerank()
 
     def _queue_undone(self, record: dict) -> None:
         """An undone edit that was an answer to the queue: the queue forgets it too."""

@@ -197,7 +197,10 @@ class ProofreadingWidget(ReviewQueue, JobHost, Container):
     def _on_paint(self, event) -> None:
         painted = painted_voxels(event.value)
         if painted is not None and self.editor is not None:
+            edits = len(self.editor.history)
             self.editor.record_paint(*painted)  # writes the stroke now if napari has not yet
+            if len(self.editor.history) > edits:
+                self.reshaped_by_hand(self.editor.history[-1]["labels"])
             self._after_edit("Painted.")
 
     # --- merge ------------------------------------------------------------------------
@@ -258,7 +261,8 @@ class ProofreadingWidget(ReviewQueue, JobHost, Container):
             self.status.say("Click seeds on a segment first.", error=True)
             return
         label, seeds = self._split_label, self.seeds
-        self._edit(lambda ed: f"Split {label} into {ed.split(label, *seeds)}.")
+        if self._edit(lambda ed: f"Split {label} into {ed.split(label, *seeds)}."):
+            self.reshaped_by_hand([label])
         self.clear()
 
     def begin_split(self, label: int) -> None:

@@ -156,6 +156,21 @@ def test_review_answers_are_edits_that_undo_takes_back(viewer, qtbot, brain, edi
     np.testing.assert_array_equal(replay(brain.fragments, tmp_path / "edits.wbelog"), layer.data)
 
 
+def test_merge_rows_of_a_segment_split_by_hand_wait_for_find_suspects(viewer, qtbot, brain, editing):
+    widget, layer = editing
+    widget.find_button.native.click()
+    qtbot.waitUntil(lambda: widget.queue.rowCount() > 0, timeout=30_000)
+    label = int(widget.queue.rows[widget.queue.rows["kind"] == "merge?"]["labels"].iloc[0][0])
+    inside = np.argwhere(layer.data == label)
+    widget.begin_split(label)
+    widget.add_seed(inside[0], part=0)
+    widget.add_seed(inside[-1], part=1)
+    widget.split_button.native.click()
+    assert widget.editor.history[-1]["kind"] == "split"
+    merges = widget.queue.rows[widget.queue.rows["kind"] == "merge?"]
+    assert len(merges) and not any(label in pair for pair in merges["labels"])  # its contacts changed
+
+
 def test_review_queue_learns_membranes_in_the_background(viewer, qtbot, brain, editing, monkeypatch):
     from napari_wbe import proofreading_queue
 
