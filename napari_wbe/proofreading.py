@@ -203,8 +203,8 @@ class Editor:
         keep = old != new
         change = Change(box, flat[keep], old[keep], new[keep])
         painted_now = new_values is None or np.array_equal(self._read(box).reshape(-1)[change.index], change.new)
-        self._commit("paint", change, applied=painted_now,
-                     labels=sorted({int(v) for v in np.unique(change.new)}))
+        touched = np.unique(np.r_[change.old, change.new])  # the segments the stroke grew or cut into
+        self._commit("paint", change, applied=painted_now, labels=[int(v) for v in touched if v])
 
     # -- history -------------------------------------------------------------------------
     def undo(self) -> dict | None:

@@ -5,31 +5,24 @@
         queue.answer(pair, accept=looks_like_one_cell(pair))   # a person, or a test oracle
     queue.segment_of(fragment_id)                               # -> its current segment
 
-Each open pair's score is the merge model's (proofreading_model; also what `suspects`
-ranks "merge?" rows by) probability that the two segments are one cell (boundary strength,
-enclosure, size and flatness of the contact; their barcodes when given) times the split VI
-joining them removes: the expected improvement of one decision.
-After an accepted merge the two segments' contacts with each neighbour are added up
-(faces, boundary sums and face moments add, so the new mean and flatness are exact) and
-those pairs are re-scored; a rejected pair is remembered, so no segment containing one
-side is offered the other again, and it lowers the pairs it implies: once c is kept apart
-from a, a segment b touching both can be one cell with a only if it is not one with c, so
-the more b looks like c's cell, the less likely b is a's (`_probabilities`). Every
-`refit_every` answers (every 10 of the first 100) the logistic weights are refitted to the
-answers so far (pulled towards the defaults), so the ranking adapts to the data's own
-boundary statistics.
+A pair's score is the merge model's probability that the two segments are one cell
+(proofreading_model: boundary strength, enclosure, size and flatness of the contact, their
+barcodes when given; `suspects` ranks "merge?" rows by it too) times the split VI joining
+them removes: the expected improvement of one decision. An accepted merge adds up the two
+segments' contacts with each neighbour (faces, boundary sums and face moments add, so the
+new means are exact) and re-scores those pairs. A rejected pair is remembered, so no segment
+containing one side is offered the other again, and it lowers the pairs it implies
+(`_probabilities`). The logistic weights are refitted to the answers (every 10 of the first
+100, then every `refit_every`), pulled towards the defaults.
 
-Given `faces` (`proofreading_faces.face_sample` of the fragments and the EM), the queue
-also learns what a membrane looks like in this volume: after 50 answers, and again after
-100, 200, 400, ..., a classifier of face filter features is trained on the faces whose
-answer is known (accepted contacts: inside one cell, not membrane; the whole contact of two
-segments kept apart: membrane), and every pair gains a fifth input, the mean learned
-membrane probability over its contact's sampled faces (ROC AUC 0.95 over the pairs not yet
-answered after 400 answers on the FlyEM medulla cube; the fixed Hessian measure: 0.90).
+Given `faces` (`proofreading_faces.face_sample` of the fragments and the EM), the queue also
+learns what a membrane looks like in this volume: after 50, 100, 200, 400, ... answers a
+classifier of face filter features is trained on the faces whose answer is known (inside an
+accepted pair: not membrane; the whole contact of two segments kept apart: membrane), and
+every pair gains a fifth input, the mean learned membrane probability along its contact.
 
-A merge is never less likely than ONE_CELL_AT_LEAST: a very big pair is asked about sooner or
-later, whatever its boundary looks like. `take_back(a, b)` forgets an answer (an undo). What
-each part is worth on the medulla cube: README, Benchmarks (bench_proofreading_queue.py).
+`join(ids)` merges segments a person merged by hand; `take_back(a, b)` forgets an answer (an
+undo). What each part is worth on the medulla cube: README, Benchmarks.
 """
 
 from __future__ import annotations
@@ -56,38 +49,33 @@ from .proofreading_model import (
 # The membrane classifier is trained after 50 answers and again at 100, 200, 400, ...:
 # each training costs seconds, and later answers add less.
 LEARN_MEMBRANES_FROM = 50
-# The first answers also refit every 10, until 100: that is when the default weights, fitted on
-# another volume, are least trustworthy (a phantom's first 30 suggestions were all wrong
-# before; now 15 are right). One kind of answer is enough to refit: the prior keeps it finite.
+# The first answers refit every 10, until 100: the default weights, fitted on another volume,
+# are least trustworthy then (a phantom's first 30 suggestions were all wrong before; now 15
+# are right). One kind of answer is enough to refit: the prior keeps it finite.
 EARLY_REFITS_UNTIL = 100
-# Past 1,000 answers a refit waits until the answers have grown by this fraction since the
-# last one (every 400 answers at 8,000): 50 more answers then move the weights little, and
-# each refit re-scores every open pair.
+# Past 1,000 answers a refit waits until the answers have grown by this fraction (every 400
+# answers at 8,000): 50 more move the weights little, and each refit re-scores every pair.
 REFIT_GROWTH = 0.05
-# The learned membrane's weight starts at 0 but is held there loosely (prior precision 0.1,
-# the other weights 1): at 1 the prior kept it at -4 after 100 answers on the medulla cube,
-# at 0.1 it is -10, and the queue halves VI in fewer decisions (README).
+# The learned membrane's weight is held at 0 loosely (prior precision 0.1, the others 1): at 1
+# it stayed at -4 after 100 answers on the medulla cube, at 0.1 it is -10 and the queue needs
+# fewer decisions (README).
 LEARNED_WEIGHT_PRECISION = 0.1
-# However membrane-like their contact, two segments are one cell with probability at least
-# this: a neuron folds back against itself, and pieces cut by the volume's edge join outside
-# it. It matters only for big pairs; on the medulla cube the few asked below 0.01 were all two
-# cells, and what their rejections teach about membranes helps (README).
+# Two segments are one cell with probability at least this, however membrane-like their
+# contact: a neuron folds back against itself, and pieces cut by the volume's edge join
+# outside it. It matters only for big pairs (README).
 ONE_CELL_AT_LEAST = 0.003
 
 
 class MergeQueue:
     """Best-first merge suggestions over a `Contacts` table, updated after every answer.
 
-    faces: a `face_sample(labels, image, contacts.pairs)` to learn the look of membranes in
-    this volume from the answers (see the module docstring); None: the contacts' own
-    boundary strengths only.
-    train_later: when membranes are due to be learned, `answer` only sets `membranes_due`;
-    the caller runs `membrane_trainer()` (seconds) in a worker thread, answers going on
-    meanwhile, and hands its result to `use_membranes` (what the widget does).
-    codes: each segment's barcode (a mapping id -> code, 0 or missing: none decoded), e.g.
-    `barcode_evidence(labels, barcode_image).segments["code"]`: the same code adds
-    SAME_CODE_LOG_ODDS to a pair's log-odds, different codes DIFFERENT_CODE_LOG_ODDS
-    (proofreading_model); a merged segment keeps the code of either part."""
+    faces: a `face_sample(labels, image, contacts.pairs)` to learn the look of membranes from
+    (module docstring); None: the contacts' own boundary strengths only.
+    train_later: when membranes are due, `answer` only sets `membranes_due`; the caller runs
+    `membrane_trainer()` (seconds) in a worker thread and hands its result to `use_membranes`.
+    codes: each segment's barcode (id -> code; 0 or missing: none), e.g.
+    `barcode_evidence(labels, barcode_image).segments["code"]`: same or different codes shift a
+    pair's log-odds (proofreading_model); a merged segment keeps the code of either part."""
 
     def __init__(self, contacts: Contacts, weights=None, learn: bool = True, refit_every: int = 50,
                  min_contact: int = 1, faces=None, train_later: bool = False, codes=None):
@@ -121,8 +109,7 @@ class MergeQueue:
         self.edges: dict[int, dict[int, list]] = {}
         rows = np.flatnonzero(contacts.pairs["contact"].to_numpy() >= self.min_contact)
         pairs = contacts.pairs.iloc[rows]
-        boundary = pairs["boundary_sum"].to_numpy(np.float64) if contacts.boundary_source != "none" else \
-            np.full(len(pairs), np.nan)
+        boundary = pairs["boundary_sum"].to_numpy(np.float64) * (1.0 if contacts.boundary_source != "none" else np.nan)
         for row, a, b, n, s in zip(rows.tolist(), pairs["a"].tolist(), pairs["b"].tolist(),
                                    pairs["contact"].tolist(), boundary):
             self.edges.setdefault(a, {})[b] = self.edges.setdefault(b, {})[a] = [n, s, [row]]
@@ -142,11 +129,10 @@ class MergeQueue:
 
     # --- asking and answering ----------------------------------------------------------
     def next(self) -> dict | None:
-        """The best open suggestion: dict(a, b, probability, impact, score, contact,
-        boundary_mean, flatness, learned_membrane once membranes are learned, codes (the two
-        barcodes, 0 for none) when codes were given, and looks_like
-        when a keep-apart answer lowered it: the strongest such reason, dict(segment, like,
-        probability, kept_apart_from)), a and b current segment ids; None when nothing is left."""
+        """The best open suggestion: dict(a, b, probability, impact, score, contact, boundary_mean,
+        flatness, learned_membrane once learned, codes (the two barcodes, 0 for none) if given, and
+        looks_like if a keep-apart answer lowered it: the strongest such reason, dict(segment,
+        like, probability, kept_apart_from)), a and b current segment ids; None when none is left."""
         while self.heap:
             negative, a, b, token = self.heap[0]
             if not self._live(a, b, token):
@@ -166,14 +152,17 @@ class MergeQueue:
         return [self._suggestion(a, b, -negative) for negative, a, b, _ in heapq.nsmallest(n, self.heap)]
 
     def answer(self, pair: dict, accept: bool) -> None:
-        """Record the answer to a pair from `next()`: merge the two segments, or keep them apart."""
+        """Record the answer to a pair from `next()`: merge the two segments, or keep them apart.
+        Any two segments may be merged (see `join`); the model learns only from the answers
+        about two touching segments not kept apart before."""
         a, b = self.segment_of(pair["a"]), self.segment_of(pair["b"])
-        if a == b:
+        count = len(self.answers)
+        if a == b or (not accept and (b in self.cannot.get(a, ()) or b not in self.edges.get(a, {}))):
             return
         self._answered(a, b, accept)
-        count = len(self.answers)
-        if not self.learn:
+        if not self.learn or self.quiet or len(self.answers) == count:
             return
+        count += 1
         doublings = count // LEARN_MEMBRANES_FROM
         if self.faces is not None and count % LEARN_MEMBRANES_FROM == 0 and doublings & (doublings - 1) == 0:
             if self.train_later:
@@ -183,6 +172,18 @@ class MergeQueue:
         elif (count % self.refit_every == 0 and count >= self.refitted_at * (1 + REFIT_GROWTH)) or \
                 (count < EARLY_REFITS_UNTIL and count % 10 == 0):
             self._refit()
+
+    def join(self, ids) -> int:
+        """Merge two or more segments a person merged by hand, touching or not: touching ones
+        first, each join an accepted answer (see `answer`). Returns the id the queue keeps, to
+        name the merged segment by."""
+        segments = list(dict.fromkeys(self.segment_of(int(i)) for i in ids))
+        while len(segments) > 1:
+            touching = [(x, y) for x in segments for y in segments if x < y and y in self.edges.get(x, {})]
+            x, y = touching[0] if touching else segments[:2]
+            self.answer({"a": x, "b": y}, True)
+            segments = list(dict.fromkeys(self.segment_of(s) for s in segments))
+        return segments[0]
 
     def take_back(self, a: int, b: int, accepted: bool | None = None) -> bool:
         """Forget the last answer about segments a and b as then named, if it was `accepted` (None:
@@ -194,10 +195,8 @@ class MergeQueue:
         kept = self.asked[:about[-1]] + self.asked[about[-1] + 1:]
         self._start()
         self.answers, self.asked, self.quiet = [], [], True
-        for pair, accept in kept:  # an answer whose pair no longer touches (it did through a) is dropped
-            x, y = self.segment_of(pair[0]), self.segment_of(pair[1])
-            if x != y and y in self.edges.get(x, {}) and y not in self.cannot.get(x, ()):
-                self._answered(x, y, accept)
+        for pair, accept in kept:  # a "no" whose pair no longer touches (it did through a) is dropped
+            self.answer({"a": pair[0], "b": pair[1]}, accept)
         self.quiet = False
         self._rebuild()
         return True
@@ -306,8 +305,9 @@ class MergeQueue:
         self._rebuild()
 
     def _answered(self, a: int, b: int, accept: bool) -> None:
-        rows, *rest = self._record(a, b)
-        self.answers.append(((list(rows), *rest), bool(accept)))  # its own rows: merges extend the edge's
+        if b in self.edges.get(a, {}) and b not in self.cannot.get(a, ()):  # what the model can learn from
+            rows, *rest = self._record(a, b)
+            self.answers.append(((list(rows), *rest), bool(accept)))  # its own rows: merges extend the edge's
         self.asked.append(((a, b), bool(accept)))
         if accept:
             self._merge(a, b)
@@ -366,7 +366,9 @@ class MergeQueue:
     def _merge(self, a: int, b: int) -> None:
         if self.size[b] > self.size[a]:
             a, b = b, a  # the bigger segment keeps its id: fewer edges to move
-        n_ab = self.edges[a][b][0]
+        n_ab = self.edges.setdefault(a, {}).pop(b, [0])[0]  # 0: merged by hand without touching
+        self.cannot.get(a, set()).discard(b)  # kept apart earlier: the person changed their mind
+        self.cannot.get(b, set()).discard(a)
         self.parent[b] = a
         self.size[a] += self.size.pop(b)
         self.surface[a] += self.surface.pop(b) - 2 * n_ab  # their shared faces are inside now
@@ -377,8 +379,7 @@ class MergeQueue:
             self.cannot[x].discard(b)
             self.cannot[x].add(a)
             self.cannot.setdefault(a, set()).add(x)
-        del self.edges[a][b]
-        for x, (n, s, rows) in self.edges.pop(b).items():
+        for x, (n, s, rows) in self.edges.pop(b, {}).items():
             if x == a:
                 continue
             del self.edges[x][b]

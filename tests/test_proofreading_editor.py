@@ -100,11 +100,12 @@ def test_delete_relabel_and_ids(brain, tmp_path):
 def test_paint_is_recorded_and_undone(brain, tmp_path):
     labels = brain.labels.copy()
     ed = Editor(labels, log_path=tmp_path / "log")
-    index = (np.array([2, 2, 3]), np.array([10, 11, 10]), np.array([5, 5, 6]))
+    index = (np.array([2, 2, 3, 2]), np.array([10, 11, 10, 30]), np.array([5, 5, 6, 30]))  # background, and 8
     old = labels[index].copy()
     labels[index] = 7  # what napari's brush does before it emits the paint event
     ed.record_paint(index, old)
     assert ed.counts[7] == (labels == 7).sum()
+    assert ed.history[-1]["labels"] == [7, 8]  # every segment the stroke touched
     painted = labels.copy()
     ed.undo()
     assert np.array_equal(labels, brain.labels)

@@ -22,8 +22,9 @@ class ReviewQueue:
     and begin_split."""
 
     merge_queue: MergeQueue | None = None
-    _taken_back: dict = {}  # edit id -> (labels, accepted) of queue answers undone, for redo
-    _reshaped: frozenset = frozenset()  # segments split or painted since Find suspects
+    _base: dict = {}  # the edits in effect when Find suspects read the labels (id -> record)
+    _queue_edits: dict = {}  # edit id -> the queue answers it gave, [((a, b), accepted)]
+    _taken_back: dict = {}  # edit id -> those answers while the edit is undone, for redo
     _code_names: dict = {}  # barcode index -> name, when channels were chosen
     _full_colormap = None
 
@@ -36,6 +37,7 @@ class ReviewQueue:
             self.status.done(str(err), error=True)
             return None
         kept_apart = set(self.editor.kept_apart) if self.editor is not None else set()
+        base = {} if self.editor is None else {record["id"]: record for record in self.editor.history}
 
         def work(report):
             contacts = contact_table(labels, image=image, boundary=boundary)
@@ -47,22 +49,22 @@ class ReviewQueue:
             touching = set(zip(contacts.pairs["a"].tolist(), contacts.pairs["b"].tolist()))
             for a, b in kept_apart & touching:  # answered before (this session or one before it)
                 queue.answer({"a": a, "b": b}, False)
-            return suspects(labels, contacts=contacts, evidence=evidence), queue, contacts, evidence
+            return suspects(labels, contacts=contacts, evidence=evidence), queue, contacts, evidence, base
 
         return self.start_job(work, "Finding suspects", self._found)
 
     def _found(self, found) -> None:
-        table, self.merge_queue, contacts, evidence = found
+        table, self.merge_queue, contacts, evidence, self._base = found
         self._code_names = {} if evidence is None else \
             dict(zip(evidence.segments["code"].tolist(), evidence.segments["code_name"].tolist()))
         pairs = contacts.pairs
         self._contact_at = dict(zip(zip(pairs["a"].tolist(), pairs["b"].tolist()), pairs[["z", "y", "x"]].to_numpy()))
         self._total = max(int(contacts.segments["size"].sum()), 1)
         self.queue.set_rows(table)
-        self._taken_back, self._reshaped = {}, frozenset()
+        self._queue_edits, self._taken_back = {}, {}
         earlier = self.merge_queue.decisions()
         if earlier:  # pairs kept apart before (the edit history) are not asked again
-            self._rerank()
+            self._rerank(select_first=True)
         source = {"boundary map": "the boundary map", "EM": "the EM"}.get(contacts.boundary_source)
         self.status.done(f"{len(table)} suspects, most likely errors first; merge suggestions re-rank "
                          "after every answer" + (f"; membranes read from {source}." if source else
@@ -71,13 +73,14 @@ class ReviewQueue:
         if self.merge_queue.membranes_due:
             self._learn_membranes()
 
-    def _rerank(self) -> None:
-        """Merge suggestions from the queue, which learns from each answer; other rows stay."""
+    def _rerank(self, select_first: bool = False) -> None:
+        """Merge suggestions from the queue, which learns from each answer; other rows stay. The
+        current row stays current (no flight) unless select_first."""
         others = self.queue.rows[self.queue.rows["kind"] != "merge?"]
-        rows = []
+        rows, reshaped = [], self._reshaped()
         for pair in self.merge_queue.top(MERGE_ROWS):
             a, b = sorted((pair["a"], pair["b"]))
-            if a not in self.editor.boxes or b not in self.editor.boxes or {a, b} & self._reshaped:
+            if a not in self.editor.boxes or b not in self.editor.boxes or {a, b} & reshaped:
                 continue
             z, y, x = self._contact_at.get((a, b), _box_middle(self.editor.boxes[a], self.editor.boxes[b]))
             reason = (f"touch over {pair['contact']} faces; mean boundary {pair['boundary_mean']:.2f}; "
@@ -95,7 +98,12 @@ class ReviewQueue:
                          "probability": pair["probability"], "score": pair["score"] / self._total,
                          "reason": reason + f"p = {pair['probability']:.2f}"})
         table = pd.concat([pd.DataFrame(rows), others], ignore_index=True) if rows else others
-        self.queue.set_rows(table.sort_values("score", ascending=False, kind="stable"))
+        self.queue.set_rows(table.sort_values("score", ascending=False, kind="stable"), select_first)
+
+    def forget_queue(self) -> None:
+        """Editing stops (or moves to another layer): the queue and its rows were of those labels."""
+        self.merge_queue, self._base, self._queue_edits, self._taken_back = None, {}, {}, {}
+        self.queue.set_rows(pd.DataFrame(columns=["kind", "labels", "z", "y", "x", "score", "reason"]))
 
     def _focus(self, row: pd.Series) -> None:
         """Centre on the suspect and show only its segments."""
@@ -121,69 +129,101 @@ class ReviewQueue:
         self._decide(False)
 
     def asks_about(self, ids) -> bool:
-        """Whether the merge queue has these two segments as an open pair."""
+        """Whether the merge queue has these two segments, as they are, as an open pair."""
         queue = self.merge_queue
-        return queue is not None and len(ids) == 2 and all(queue.segment_of(i) == i for i in ids) and \
-            ids[1] in queue.edges.get(ids[0], {}) and ids[1] not in queue.cannot.get(ids[0], ())
+        return self._knows(ids) and len(ids) == 2 and ids[1] in queue.edges.get(ids[0], {}) and \
+            ids[1] not in queue.cannot.get(ids[0], ())
 
-    def answer_pair(self, ids: list, accepted: bool) -> None:
-        """A yes or no about two segments of the merge queue (a review row, or a merge made by
-        clicking): the queue learns from it, and it is an edit, which the log keeps and undo
-        takes back from the queue too."""
-        self.merge_queue.answer({"a": ids[0], "b": ids[1]}, accepted)
-        into = self.merge_queue.segment_of(ids[0])  # the id the queue keeps names the merged segment
+    def _knows(self, ids) -> bool:
+        """Whether the merge queue has each of these segments as it is now."""
+        queue = self.merge_queue
+        return queue is not None and all(queue.segment_of(i) == i and i in queue.size for i in ids) and \
+            not set(ids) & self._reshaped()
+
+    def merge_segments(self, ids: list) -> bool:
+        """Merge two or more segments (a review row, or segments clicked); see `_answer`."""
+        return self._answer(ids, True)
+
+    def _answer(self, ids: list, accepted: bool) -> bool:
+        """A yes (merge two or more segments) or a no (keep two apart), as an edit. If the merge
+        queue knows the segments as they are, it hears of it: it learns from it, it names the
+        merged segment, and undo takes the answer back from it too. False if the editor refused."""
+        queue, told = self.merge_queue, self._knows(ids)
+        asked = len(queue.asked) if told else 0
+        if told and accepted:
+            into = queue.join(ids)
+        else:  # the bigger segment keeps its id (as in the queue)
+            into = max(ids, key=lambda i: self.editor.counts.get(i, 0))
+            if told:
+                queue.answer({"a": ids[0], "b": ids[1]}, False)
 
         def edit(ed) -> str:
             if accepted:
-                return f"Merged {ids} into {ed.merge(ids, into=into)}."
-            ed.keep_apart(*ids)
-            return f"Kept {ids[0]} and {ids[1]} apart; next suspect."
+                message = f"Merged {ids} into {ed.merge(ids, into=into)}."
+            else:
+                ed.keep_apart(*ids)
+                message = f"Kept {ids[0]} and {ids[1]} apart; next suspect."
+            if told:  # before the edit's re-rank: the queue knows these segments as they are now
+                self._queue_edits[ed.history[-1]["id"]] = queue.asked[asked:]
+            return message
 
-        if not self._edit(edit):
-            self.merge_queue.take_back(*ids)
-        self._rerank()
-        if self.merge_queue.membranes_due:
-            self._learn_membranes()
+        if self._edit(edit):
+            if told and queue.membranes_due:
+                self._learn_membranes()
+            return True
+        for pair, answer in reversed(queue.asked[asked:] if told else []):
+            queue.take_back(*pair, accepted=answer)
+        return False
 
-    def reshaped_by_hand(self, labels) -> None:
-        """Segments a split or a paint stroke changed: the queue's contacts of them are out of
-        date, so their merge suggestions wait for the next Find suspects."""
-        if self.merge_queue is not None:
-            self._reshaped = self._reshaped | {int(label) for label in labels}
-            self._rerank()
+    def _reshaped(self) -> set:
+        """Segments whose voxels changed since Find suspects by edits the queue was not told of
+        (splits, paint strokes, merges of segments it did not know, edits from before undone or
+        redone): their contacts in the queue are out of date, so their merge rows wait for the
+        next Find suspects."""
+        now = {record["id"]: record for record in self.editor.history} if self.editor is not None else {}
+        changed = (now.keys() ^ self._base.keys()) - self._queue_edits.keys()
+        return {label for edit in changed for label in (now.get(edit) or self._base[edit]).get("labels", [])
+                if (now.get(edit) or self._base[edit])["kind"] != "keep_apart"}
 
     def _queue_undone(self, record: dict) -> None:
-        """An undone edit that was an answer to the queue: the queue forgets it too."""
-        labels, accepted = record.get("labels", []), record["kind"] == "merge"
-        if self.merge_queue is not None and record["kind"] in ("merge", "keep_apart") and len(labels) == 2 \
-                and self.merge_queue.take_back(*labels, accepted=accepted):
-            self._taken_back[record["id"]] = (labels, accepted)
-            self._rerank()
+        """An undone edit that was an answer to the queue: the queue forgets it too. A "no" from
+        before this queue was told to it at Find suspects by its labels."""
+        queue = self.merge_queue
+        answers = self._queue_edits.get(record["id"])
+        if queue is None or (answers is None and record["kind"] != "keep_apart"):
+            return
+        if answers is None:
+            answers = [(tuple(record["labels"]), False)] if queue.take_back(*record["labels"], accepted=False) else []
+        else:
+            for pair, accepted in reversed(answers):
+                queue.take_back(*pair, accepted=accepted)
+        if answers:
+            self._taken_back[record["id"]] = answers
 
     def _queue_redone(self, record: dict) -> None:
-        if record["id"] in self._taken_back:
-            (a, b), accepted = self._taken_back.pop(record["id"])
+        for (a, b), accepted in self._taken_back.pop(record["id"], []):
             self.merge_queue.answer({"a": a, "b": b}, accepted)
-            self._rerank()
 
     def _decide(self, accepted: bool) -> None:
         row = self.queue.current()
         if row is None or self.editor is None:
+            self.status.say("Pick a row of the review queue first.", error=True)
             return
         ids = [int(i) for i in row["labels"] if int(i) in self.editor.boxes]
-        if row["kind"] == "merge?" and self.asks_about(ids):
-            self.answer_pair(ids, accepted)
-            return
         if accepted and row["kind"] == "split?":
             self.begin_split(ids[0])
         elif accepted and len(ids) >= 2:
-            into = max(ids, key=lambda i: self.editor.counts[i])  # fragments join the bigger segment
-            self._edit(lambda ed: f"Merged {ids} into {ed.merge(ids, into=into)}.")
+            self.merge_segments(ids)
         elif accepted and ids:
             self._edit(lambda ed: (ed.delete(ids[0]), f"Deleted {ids[0]}.")[1])
-        elif not accepted:
+        elif self.asks_about(ids):
+            self._answer(ids, False)
+        else:
             self.status.say("Left as it is; next suspect.")
-        self.queue.done_with_current()
+        if row["kind"] == "merge?":
+            self.queue.select_first()  # the best suggestion now
+        else:
+            self.queue.done_with_current()
 
     def _learn_membranes(self) -> None:
         """Train on the answers in the background; answering goes on meanwhile."""
@@ -194,7 +234,7 @@ class ReviewQueue:
         def learned(result) -> None:
             if queue is self.merge_queue:  # not a queue from an older Find suspects
                 queue.use_membranes(result)
-                self._rerank()
+                self._rerank()  # the row being looked at stays
                 self.status.done(f"Learned what membranes look like here from your {n} answers; merge "
                                  "suggestions re-ranked." if result is not None else
                                  "Membranes need both merges and rejections to learn from; re-ranked.")

@@ -12,9 +12,32 @@ COLUMNS = ["kind", "labels", "score", "reason"]
 class ReviewTable(FrameTable):
     """One row per suspect, best first; deciding a row moves on to the next."""
 
-    def set_rows(self, rows: pd.DataFrame) -> None:
+    def set_rows(self, rows: pd.DataFrame, select_first: bool = True) -> None:
+        """Show these rows. select_first: the first becomes current (the view flies to it);
+        otherwise the current row stays current if it is still there, without a flight (a
+        re-rank after an edit elsewhere must not move the camera), and none is if it is not."""
+        kept = None if select_first else self.current()
         self.rows = rows.reset_index(drop=True)
-        self.set_frame(self.rows[COLUMNS].assign(score=self.rows["score"].round(4)))
+        frame = self.rows[COLUMNS].assign(score=self.rows["score"].round(4))
+        if select_first:
+            self.set_frame(frame)
+            return
+        self.blockSignals(True)
+        try:
+            self.set_frame(frame, select_first=False)
+            same = [k for k, labels in enumerate(self.rows["labels"]) if kept is not None and
+                    (labels, self.rows["kind"].iloc[k]) == (kept["labels"], kept["kind"])]
+            if same:
+                self.selectRow(same[0])
+            else:
+                self.clearSelection()
+                self.setCurrentCell(-1, -1)
+        finally:
+            self.blockSignals(False)
+
+    def select_first(self) -> None:
+        if len(self.frame):
+            self.selectRow(0)
 
     def current(self) -> pd.Series | None:
         row = self.currentRow()

@@ -170,6 +170,7 @@ class ProofreadingWidget(ReviewQueue, JobHost, Container):
         if self.layer is None:
             return
         self.show_all()
+        self.forget_queue()
         if self._on_click in self.layer.mouse_drag_callbacks:
             self.layer.mouse_drag_callbacks.remove(self._on_click)
         self.layer.events.paint.disconnect(self._on_paint)
@@ -197,10 +198,7 @@ class ProofreadingWidget(ReviewQueue, JobHost, Container):
     def _on_paint(self, event) -> None:
         painted = painted_voxels(event.value)
         if painted is not None and self.editor is not None:
-            edits = len(self.editor.history)
             self.editor.record_paint(*painted)  # writes the stroke now if napari has not yet
-            if len(self.editor.history) > edits:
-                self.reshaped_by_hand(self.editor.history[-1]["labels"])
             self._after_edit("Painted.")
 
     # --- merge ------------------------------------------------------------------------
@@ -215,11 +213,7 @@ class ProofreadingWidget(ReviewQueue, JobHost, Container):
         self.layer.selected_label = label
 
     def merge_selected(self) -> None:
-        ids = list(self.selected)
-        if self.asks_about(ids):  # a pair of the review queue: it learns from the merge, and keeps its ids
-            self.answer_pair(ids, True)
-        else:
-            self._edit(lambda ed: f"Merged {ids} into {ed.merge(ids)}.")
+        self.merge_segments(list(self.selected))
         self.clear()
 
     # --- split ------------------------------------------------------------------------
@@ -261,8 +255,7 @@ class ProofreadingWidget(ReviewQueue, JobHost, Container):
             self.status.say("Click seeds on a segment first.", error=True)
             return
         label, seeds = self._split_label, self.seeds
-        if self._edit(lambda ed: f"Split {label} into {ed.split(label, *seeds)}."):
-            self.reshaped_by_hand([label])
+        self._edit(lambda ed: f"Split {label} into {ed.split(label, *seeds)}.")
         self.clear()
 
     def begin_split(self, label: int) -> None:
@@ -308,6 +301,8 @@ class ProofreadingWidget(ReviewQueue, JobHost, Container):
             self.history.value = (f"{len(done)} edit(s); last: #{done[-1]['id']} {done[-1]['kind']} "
                                   f"{done[-1].get('labels', '')}" if done else "no edits")
             self.undo_button.enabled, self.redo_button.enabled = self.editor.can_undo, self.editor.can_redo
+        if self.merge_queue is not None:
+            self._rerank()  # the queue's answers and the segments edited by hand are in the rows now
         self.status.say(message)
         self.update_metrics()
 

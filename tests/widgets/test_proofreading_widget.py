@@ -12,6 +12,7 @@ from napari.utils.interactions import mouse_press_callbacks, mouse_release_callb
 
 from napari_wbe.phantom import mini_brain
 from napari_wbe.proofreading import replay
+from napari_wbe.widgets._layers import viewer_camera
 from napari_wbe.widgets.proofreading import MERGE, PREVIEW, SEEDS, SPLIT, ProofreadingWidget
 
 from .conftest import click, not_blank, save_screenshot
@@ -60,7 +61,8 @@ def test_click_merge_undo_and_paint(viewer, qtbot, brain, editing, tmp_path):
     assert widget.selected == [a, b]
     vi_before = widget.metrics.value
     widget.merge_button.native.click()
-    assert not (layer.data == b).any() and "Merged" in widget.status.text
+    smaller = min((a, b), key=lambda i: (brain.fragments == i).sum())  # the bigger segment keeps its id
+    assert not (layer.data == smaller).any() and "Merged" in widget.status.text
     assert widget.metrics.value != vi_before and "VI split" in widget.metrics.value
     merged = layer.data.copy()
 
@@ -169,6 +171,38 @@ def test_merge_rows_of_a_segment_split_by_hand_wait_for_find_suspects(viewer, qt
     assert widget.editor.history[-1]["kind"] == "split"
     merges = widget.queue.rows[widget.queue.rows["kind"] == "merge?"]
     assert len(merges) and not any(label in pair for pair in merges["labels"])  # its contacts changed
+    widget.undo_button.native.click()  # as it was when the queue measured it: its rows are back
+    assert any(label in pair for pair in widget.queue.rows["labels"])
+
+
+def test_a_hand_merge_of_three_segments_is_the_queues_and_a_paint_stroke_does_not_move_the_view(
+        viewer, qtbot, brain, editing):
+    widget, layer = editing
+    widget.find_button.native.click()
+    qtbot.waitUntil(lambda: widget.queue.rowCount() > 0, timeout=30_000)
+    queue = widget.merge_queue
+    a, b = widget.queue.rows[widget.queue.rows["kind"] == "merge?"]["labels"].iloc[0]
+    c = next(x for x in queue.edges[a] if x != b)  # a third segment touching a
+    widget.selected = [a, b, c]
+    widget.merge_button.native.click()
+    into = widget.editor.history[-1]["into"]
+    assert queue.mapping([a, b, c]).tolist() == [into] * 3 and len(queue.asked) == 2
+    assert all(i in widget.editor.boxes for pair in widget.queue.rows["labels"] for i in pair)
+    widget.undo_button.native.click()  # both joins taken back
+    assert queue.mapping([a, b, c]).tolist() == [a, b, c] and not queue.asked
+    widget.redo_button.native.click()
+    assert queue.mapping([a, b, c]).tolist() == [into] * 3
+
+    widget.queue.selectRow(1)
+    looked_at, centre = widget.queue.current(), tuple(viewer_camera(viewer).center)
+    painted = next(x for pair in widget.queue.rows["labels"].iloc[2:] for x in pair if x not in looked_at["labels"])
+    layer.selected_label = painted
+    layer.paint(tuple(voxel_of(layer.data, painted)), painted, refresh=True)  # a stroke elsewhere
+    assert widget.editor.history[-1]["kind"] == "paint" and painted in widget.editor.history[-1]["labels"]
+    assert widget.queue.current()["labels"] == looked_at["labels"] and tuple(viewer_camera(viewer).center) == centre
+    assert not any(painted in pair for pair in widget.queue.rows["labels"])  # its contacts changed
+    widget.stop()  # the queue was of those labels
+    assert widget.merge_queue is None and widget.queue.rowCount() == 0
 
 
 def test_review_queue_learns_membranes_in_the_background(viewer, qtbot, brain, editing, monkeypatch):
@@ -222,6 +256,7 @@ def test_review_queue_reads_barcodes(viewer, qtbot, brain, editing):
     first_3, all_7 = int(np.flatnonzero(neuron == 3)[0]), np.flatnonzero(neuron == 7).tolist()
     widget.selected = [first_3, *all_7]  # a wrong merge: neuron 7 glued onto a piece of neuron 3
     widget.merge_button.native.click()
+    glued = widget.editor.history[-1]["into"]  # the biggest segment's id
     tags = viewer.add_image(brain.barcode_image, channel_axis=0, name=[f"tag {i}" for i in range(18)])
     widget.reset_choices()
     widget.barcode_layers.value = tags[:1]
@@ -231,13 +266,13 @@ def test_review_queue_reads_barcodes(viewer, qtbot, brain, editing):
     widget.find_button.native.click()
     qtbot.waitUntil(lambda: widget.queue.rowCount() > 0, timeout=60_000)
     splits = widget.queue.rows[widget.queue.rows["kind"] == "split?"]
-    assert [tuple(labels) for labels in splits["labels"]] == [(first_3,)]  # found by its two codes
+    assert [tuple(labels) for labels in splits["labels"]] == [(glued,)]  # found by its two codes
     assert widget.merge_queue.code  # the merge queue weighs pairs by their codes too
     widget.queue.selectRow(int(np.flatnonzero(widget.queue.rows["kind"] == "merge?")[0]))
     widget.reject_button.native.click()  # an answer: the merge rows now come from the queue
     merges = widget.queue.rows[widget.queue.rows["kind"] == "merge?"]
     assert merges["reason"].str.contains("same barcode").any()
-    assert all(neuron[a] == neuron[b] for a, b in merges.head(20)["labels"] if first_3 not in (a, b))
+    assert all(neuron[a] == neuron[b] for a, b in merges.head(20)["labels"] if glued not in (a, b))
 
 
 def test_split_seed_clicked_in_3d_lands_on_the_segment(viewer, qtbot, brain, editing):

@@ -1,5 +1,6 @@
-"""Taking back an answer (an undo in the review widget) leaves the merge queue as if the
-answer had never been given."""
+"""What a person does outside the queue's questions: taking back an answer (an undo in the
+review widget) leaves the merge queue as if it had never been given; a merge made by hand,
+of any segments, is the queue's merge too."""
 
 from __future__ import annotations
 
@@ -59,3 +60,20 @@ def test_a_merge_taken_back_is_two_segments_again_and_asked_again():
     assert queue.mapping([1, 2, 3]).tolist() == [1, 2, 3]
     assert queue.cannot == {1: {3}, 3: {1}}  # ... (it was asked as (1, 3): 1 kept its id)
     assert {frozenset((s["a"], s["b"])) for s in queue.top(5)} == {frozenset((1, 2)), frozenset((2, 3))}
+
+
+def test_a_hand_merge_of_any_segments_joins_them_in_the_queue():
+    labels = np.zeros((4, 6, 12), np.int32)
+    labels[:, :, :3], labels[:, :3, 3:6], labels[:, 3:, 3:6], labels[:, :, 9:] = 1, 2, 3, 4  # 4 touches none
+    queue = MergeQueue(contact_table(labels, boundary=np.full(labels.shape, 0.2, np.float32)), learn=False)
+    queue.answer({"a": 2, "b": 3}, False)
+    kept = queue.join([4, 2, 1, 3])  # 2 and 3 were kept apart: the person changed their mind
+    assert queue.mapping([1, 2, 3, 4]).tolist() == [kept] * 4 and queue.next() is None
+    assert queue.size[kept] == (labels > 0).sum() and queue.cannot.get(kept, set()) == set()
+    # the model learns from the join of 1 and 2 (touching, not kept apart), not from 1+2 with 3 (2 was
+    # kept apart from 3) nor from 4 (touching none); all three joins are the queue's answers
+    assert [accepted for _, accepted in queue.answers] == [False, True] and len(queue.asked) == 4
+    while queue.asked[-1][1]:  # the joins taken back, last first (an undo of the hand merge)
+        assert queue.take_back(*queue.asked[-1][0], accepted=True)
+    assert queue.mapping([1, 2, 3, 4]).tolist() == [1, 2, 3, 4] and queue.cannot == {2: {3}, 3: {2}}
+    assert {frozenset((s["a"], s["b"])) for s in queue.top(5)} == {frozenset((1, 2)), frozenset((1, 3))}
