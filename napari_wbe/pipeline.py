@@ -32,8 +32,8 @@ The stages:
    with one code join (barcode-guided agglomeration); without, voxels are decoded and
    joined into connected cells.
 3. proofread: the ranked merge queue (`MergeQueue` over the segments' contacts, boundary
-   strength from `em` when given; with a limited number of decisions, membranes learned from
-   the answers too) answered `decisions` times (None: until it has nothing
+   strength from `em` when given, each pair weighed by the two cells' barcodes; with a limited
+   number of decisions, membranes learned from the answers too) answered `decisions` times (None: until it has nothing
    left to ask) by `answer(pair) -> bool`, a person or a script; `truth=` answers from a
    ground truth instead (`pipeline_truth.truth_oracle`). Accepted merges relabel the
    segmentation chunk by chunk; `log_path` also records them as Editor merges in an edit
@@ -71,7 +71,7 @@ import pandas as pd
 from . import barcodes, emulation
 from .barcode_volume import DEFAULT_CHUNKS
 from .connectome_build import from_segmentation
-from .pipeline_proofread import ProofreadResult, answer_queue, merge_with_log, relabel_segments
+from .pipeline_proofread import ProofreadResult, answer_queue, merge_with_log, relabel_segments, segment_codes
 from .proofreading_contacts import contact_table
 from .proofreading_faces import face_sample
 
@@ -196,7 +196,8 @@ class Pipeline:
             # answers (faces sampled block by block); answered to the end, the order changes little.
             faces = None if self.em is None or not learn or decisions is None else \
                 face_sample(chunked, self.em, self._contacts.pairs, progress=self.progress)
-            mapping, answers, exhausted = answer_queue(self._contacts, decisions, answer, weights, learn, faces)
+            codes = segment_codes(self.segmentation.table)  # cells decoded from barcodes carry their code
+            mapping, answers, exhausted = answer_queue(self._contacts, decisions, answer, weights, learn, faces, codes)
             proofread = (merge_with_log(labels, mapping, log_path) if log_path is not None
                          else relabel_segments(labels, chunked, mapping))
         self.proofread_result = ProofreadResult(proofread, mapping, answers, exhausted)

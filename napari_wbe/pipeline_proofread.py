@@ -29,11 +29,11 @@ class ProofreadResult:
         return int(self.answers["accepted"].sum()) if len(self.answers) else 0
 
 
-def answer_queue(contacts, decisions: int | None, answer, weights=None, learn: bool = True, faces=None):
+def answer_queue(contacts, decisions: int | None, answer, weights=None, learn: bool = True, faces=None, codes=None):
     """(mapping, answers, exhausted): `answer` asked about the best pair `decisions` times
     (None: until the queue is empty), every answer re-ranking the queue (and teaching it
-    membranes, given `faces`)."""
-    queue = MergeQueue(contacts, weights=weights, learn=learn, faces=faces)
+    membranes, given `faces`; weighing pairs by their barcodes, given `codes`)."""
+    queue = MergeQueue(contacts, weights=weights, learn=learn, faces=faces, codes=codes)
     rows, exhausted = [], False
     while decisions is None or len(rows) < decisions:
         pair = queue.next()
@@ -46,6 +46,13 @@ def answer_queue(contacts, decisions: int | None, answer, weights=None, learn: b
     ids = contacts.segments.index.to_numpy(np.int64)
     mapping = pd.DataFrame({"segment": ids, "label": queue.mapping(ids)})
     return mapping, pd.DataFrame(rows, columns=["a", "b", "probability", "accepted"]), exhausted
+
+
+def segment_codes(table: pd.DataFrame) -> dict | None:
+    """Each segment's code (label -> code_index, 0: none) from a decoding's table; None if it has none."""
+    if not {"label", "code_index"} <= set(table.columns):
+        return None
+    return dict(zip(table["label"].astype(int).tolist(), table["code_index"].astype(int).tolist()))
 
 
 def relabel_segments(labels, chunked: da.Array, mapping: pd.DataFrame):

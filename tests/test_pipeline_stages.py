@@ -121,3 +121,16 @@ def test_run_pipeline_from_barcodes(small):
     np.testing.assert_array_equal(result.proofread.labels, result.segmentation.labels)
     assert result.simulation is None, "nothing drives it without a stimulus"
     assert len(result.connectome.edges) > 0
+
+
+def test_the_queue_after_barcode_agglomeration_weighs_pairs_by_their_codes(small):
+    pipeline = Pipeline(small.barcode_image, fragments=small.fragments, em=small.em)
+    pipeline.decode(fragment_similarity=0.9)  # strict: fragments of unclear code stay apart, to be proofread
+    table = pipeline.agglomerate().table
+    asked = []
+    pipeline.proofread(5, lambda pair: asked.append(pair) or False)
+    code = dict(zip(table["label"].tolist(), table["code_index"].tolist()))
+    assert asked and all(pair["codes"] == (code.get(pair["a"], 0), code.get(pair["b"], 0)) for pair in asked)
+    given = Pipeline(labels=small.fragments, em=small.em)  # no barcodes: no codes
+    given.proofread(1, lambda pair: asked.append(pair) or False)
+    assert "codes" not in asked[-1]
