@@ -91,6 +91,8 @@ class Editor:
     def merge(self, ids, into: int | None = None) -> int:
         """Merge two or more labels into one: `into`, else the first of `ids`. Returns it."""
         ids = [int(i) for i in ids]
+        if not ids:
+            raise EditError("Merging needs two or more different labels; got none (select segments first).")
         into = ids[0] if into is None else int(into)
         others = sorted(set(ids) - {into})
         if 0 in ids or into == 0:

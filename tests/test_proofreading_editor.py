@@ -116,6 +116,7 @@ def test_paint_is_recorded_and_undone(brain, tmp_path):
 
 @pytest.mark.parametrize("bad", [
     lambda ed, a, b: ed.merge([a, a]),
+    lambda ed, a, b: ed.merge([]),
     lambda ed, a, b: ed.merge([a, 0]),
     lambda ed, a, b: ed.merge([a, 9999]),
     lambda ed, a, b: ed.split(a, [(0, 0, 0)], [(0, 0, 1)]),

@@ -148,12 +148,12 @@ class ReviewQueue:
         """A yes (merge two or more segments) or a no (keep two apart), as an edit. If the merge
         queue knows the segments as they are, it hears of it: it learns from it, it names the
         merged segment, and undo takes the answer back from it too. False if the editor refused."""
-        queue, told = self.merge_queue, self._knows(ids)
+        queue, told = self.merge_queue, len(set(ids)) >= 2 and self._knows(ids)
         asked = len(queue.asked) if told else 0
         if told and accepted:
             into = queue.join(ids)
-        else:  # the bigger segment keeps its id (as in the queue)
-            into = max(ids, key=lambda i: self.editor.counts.get(i, 0))
+        else:  # the bigger segment keeps its id (as in the queue); too few ids: the editor says so
+            into = max(ids, key=lambda i: self.editor.counts.get(i, 0), default=None)
             if told:
                 queue.answer({"a": ids[0], "b": ids[1]}, False)
 
@@ -181,23 +181,20 @@ class ReviewQueue:
         redone): their contacts in the queue are out of date, so their merge rows wait for the
         next Find suspects."""
         now = {record["id"]: record for record in self.editor.history} if self.editor is not None else {}
-        changed = (now.keys() ^ self._base.keys()) - self._queue_edits.keys()
-        return {label for edit in changed for label in (now.get(edit) or self._base[edit]).get("labels", [])
-                if (now.get(edit) or self._base[edit])["kind"] != "keep_apart"}
+        changed = [now.get(edit) or self._base[edit] for edit in (now.keys() ^ self._base.keys())
+                   if edit not in self._queue_edits]
+        return {label for record in changed if record["kind"] != "keep_apart" for label in record.get("labels", [])}
 
     def _queue_undone(self, record: dict) -> None:
         """An undone edit that was an answer to the queue: the queue forgets it too. A "no" from
         before this queue was told to it at Find suspects by its labels."""
         queue = self.merge_queue
         answers = self._queue_edits.get(record["id"])
-        if queue is None or (answers is None and record["kind"] != "keep_apart"):
+        if answers is None and record["kind"] == "keep_apart":
+            answers = [(tuple(record["labels"]), False)]
+        if queue is None or not answers:
             return
-        if answers is None:
-            answers = [(tuple(record["labels"]), False)] if queue.take_back(*record["labels"], accepted=False) else []
-        else:
-            for pair, accepted in reversed(answers):
-                queue.take_back(*pair, accepted=accepted)
-        if answers:
+        if all([queue.take_back(*pair, accepted=accepted) for pair, accepted in reversed(answers)]):
             self._taken_back[record["id"]] = answers
 
     def _queue_redone(self, record: dict) -> None:

@@ -183,6 +183,10 @@ def test_a_hand_merge_of_three_segments_is_the_queues_and_a_paint_stroke_does_no
     queue = widget.merge_queue
     a, b = widget.queue.rows[widget.queue.rows["kind"] == "merge?"]["labels"].iloc[0]
     c = next(x for x in queue.edges[a] if x != b)  # a third segment touching a
+    for too_few in ([], [a]):
+        widget.selected = too_few
+        widget.merge_button.native.click()
+        assert "two or more" in widget.status.text and not queue.asked
     widget.selected = [a, b, c]
     widget.merge_button.native.click()
     into = widget.editor.history[-1]["into"]
