@@ -22,8 +22,9 @@ from napari.layers import Image, Labels
 
 from ..layer_data import WBE_KEY
 from ..proofreading import EditError, Editor, metrics
+from ._frame_table import FrameTable
 from ._jobs import JobHost
-from ._layers import on_click
+from ._layers import on_click, viewer_camera
 from ._paint_events import painted_voxels
 from ._review import ReviewQueue
 from ._review_queue import ReviewTable
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 LOOK, MERGE, SPLIT = "look", "merge", "split"
 SEEDS, PREVIEW = "split seeds", "split preview"
 PART_COLOURS = ("#ff4fd8", "#3cf0ff")
+HISTORY_ROWS = 200  # the newest edits listed (the log keeps them all)
 IN_MEMORY_LIMIT = 4 << 30  # lazily loaded labels up to this many bytes are loaded to be edited
 
 
@@ -84,6 +86,8 @@ class ProofreadingWidget(ReviewQueue, JobHost, Container):
         self.redo_button = PushButton(text="Redo (Ctrl-Shift-Z)")
         self.proofread_button = PushButton(text="Mark selected as proofread")
         self.history = Label(label="History", value="–")
+        self.history_table = FrameTable(self._show_edit)  # newest first; a row flies to its segments
+        self.history_table.setMinimumHeight(100)
         self.find_button = PushButton(text="Find suspects")
         self.queue = ReviewTable(self._focus)
         self.accept_button = PushButton(text="Accept (Y)")
@@ -100,6 +104,7 @@ class ProofreadingWidget(ReviewQueue, JobHost, Container):
                      row(self.accept_button, self.reject_button, self.show_all_button), self.metrics, self.cancel,
                      self.status])
         self.native.layout().insertWidget(self.index(self.find_button) + 1, self.queue)
+        self.native.layout().insertWidget(self.index(self.history) + 1, self.history_table)
         for button, slot in ((self.start_button, self.start), (self.merge_button, self.merge_selected),
                              (self.preview_button, self.preview_split), (self.split_button, self.apply_split),
                              (self.clear_button, self.clear), (self.undo_button, self.undo),
@@ -298,13 +303,28 @@ class ProofreadingWidget(ReviewQueue, JobHost, Container):
             self.layer.refresh()
         if self.editor is not None:
             done = self.editor.history
-            self.history.value = (f"{len(done)} edit(s); last: #{done[-1]['id']} {done[-1]['kind']} "
-                                  f"{done[-1].get('labels', '')}" if done else "no edits")
+            self.history.value = f"{len(done)} edit(s)" if done else "no edits"
+            newest = done[::-1][:HISTORY_ROWS]
+            self.history_table.set_frame(pd.DataFrame({
+                "#": [r["id"] for r in newest], "kind": [r["kind"] for r in newest],
+                "labels": [tuple(r.get("labels", ())) for r in newest],
+                "time": [time.strftime("%H:%M:%S", time.localtime(r["time"])) for r in newest]}), select_first=False)
             self.undo_button.enabled, self.redo_button.enabled = self.editor.can_undo, self.editor.can_redo
         if self.merge_queue is not None:
             self._rerank()  # the queue's answers and the segments edited by hand are in the rows now
         self.status.say(message)
         self.update_metrics()
+
+    def _show_edit(self, row: pd.Series) -> None:
+        """Fly to an edit of the history: the middle of the segments it names, as they are now."""
+        boxes = [self.editor.boxes[i] for i in row["labels"] if i in self.editor.boxes] if self.editor else []
+        if not boxes:
+            self.status.say(f"The segments of edit #{row['#']} are gone (deleted, or merged into another).")
+            return
+        middle = (np.min([box[:3] for box in boxes], axis=0) + np.max([box[3:] for box in boxes], axis=0)) / 2
+        world = self.layer.data_to_world(middle)
+        self._viewer.dims.set_point(range(3), world)
+        viewer_camera(self._viewer).center = world
 
     def update_metrics(self) -> None:
         truth = self.truth_layer.value

@@ -69,6 +69,12 @@ def test_click_merge_undo_and_paint(viewer, qtbot, brain, editing, tmp_path):
     layer.selected_label = 99
     layer.paint((3, 40, 40), 99)  # napari's own brush: recorded through the paint event
     assert (layer.data == 99).any() and widget.editor.history[-1]["kind"] == "paint"
+    history = widget.history_table.frame  # the edit history, newest first
+    assert history["kind"].tolist() == ["paint", "merge"] and history["labels"].iloc[1] == (a, b)
+    widget.history_table.selectRow(1)  # flies to the merged segment
+    inside = np.argwhere(layer.data == widget.editor.history[0]["into"])
+    middle = (inside.min(axis=0) + inside.max(axis=0) + 1) / 2 * 8
+    np.testing.assert_allclose(viewer_camera(viewer).center[-2:], middle[1:])
     widget.undo_button.native.click()
     assert np.array_equal(layer.data, merged)
     widget.undo_button.native.click()
