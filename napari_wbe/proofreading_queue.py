@@ -140,7 +140,8 @@ class MergeQueue:
             elif (min(a, b), max(a, b)) in self.lowered:
                 self._push(self._pop_lowered())
             else:
-                return self._suggestion(a, b, -negative) | {"impact": float(merge_impact(self.size[a], self.size[b]))}
+                impact = float(merge_impact(self.size[a], self.size[b]))
+                return self._suggestions([(a, b, -negative)])[0] | {"impact": impact}
         return None
 
     def top(self, n: int) -> list[dict]:
@@ -149,12 +150,11 @@ class MergeQueue:
                     and self._live(a, b, token)])
         self.heap = [entry for entry in self.heap if self._live(*entry[1:])]
         heapq.heapify(self.heap)
-        return [self._suggestion(a, b, -negative) for negative, a, b, _ in heapq.nsmallest(n, self.heap)]
+        return self._suggestions([(a, b, -negative) for negative, a, b, _ in heapq.nsmallest(n, self.heap)])
 
     def answer(self, pair: dict, accept: bool) -> None:
-        """Record the answer to a pair from `next()`: merge the two segments, or keep them apart.
-        Any two segments may be merged (see `join`); the model learns only from the answers
-        about two touching segments not kept apart before."""
+        """Record the answer to a pair from `next()`: merge the two segments, or keep them apart. Any
+        two may be merged (`join`); the model learns from answers about touching pairs not kept apart."""
         a, b = self.segment_of(pair["a"]), self.segment_of(pair["b"])
         count = len(self.answers)
         if a == b or (not accept and (b in self.cannot.get(a, ()) or b not in self.edges.get(a, {}))):
@@ -174,21 +174,18 @@ class MergeQueue:
             self._refit()
 
     def join(self, ids) -> int:
-        """Merge two or more segments a person merged by hand, touching or not: touching ones
-        first, each join an accepted answer (see `answer`). Returns the id the queue keeps, to
-        name the merged segment by."""
+        """Merge segments a person merged by hand, touching or not (touching ones first, each an
+        accepted answer, see `answer`). Returns the id the queue keeps: name the merged segment so."""
         segments = list(dict.fromkeys(self.segment_of(int(i)) for i in ids))
         while len(segments) > 1:
-            touching = [(x, y) for x in segments for y in segments if x < y and y in self.edges.get(x, {})]
-            x, y = touching[0] if touching else segments[:2]
+            x, y = next(((x, y) for x in segments for y in segments if y in self.edges.get(x, {})), segments[:2])
             self.answer({"a": x, "b": y}, True)
             segments = list(dict.fromkeys(self.segment_of(s) for s in segments))
         return segments[0]
 
     def take_back(self, a: int, b: int, accepted: bool | None = None) -> bool:
-        """Forget the last answer about segments a and b as then named, if it was `accepted` (None:
-        either; False if there is none): an undo. The segments are rebuilt from the other answers
-        in their order; the weights and learned membranes stay."""
+        """Forget (undo) the last answer about a and b as then named, if it was `accepted` (None: either;
+        False if none): the segments are rebuilt from the other answers; weights and membranes stay."""
         about = [k for k, (pair, yes) in enumerate(self.asked) if set(pair) == {a, b} and accepted in (None, yes)]
         if not about:
             return False
@@ -202,11 +199,10 @@ class MergeQueue:
         return True
 
     def membrane_trainer(self):
-        """A function training the membrane classifier on what the answers so far imply, for
-        `use_membranes`; it holds its own copy of them, so it may run in another thread.
-        An accepted pair's contact is inside one cell. Two segments kept apart are two cells
-        along all of their contact as it is now: after "keep A and B apart" and "merge A
-        with A'", the A'-B contact is membrane too, though nobody was asked about it."""
+        """A function (it may run in another thread) training the membrane classifier for
+        `use_membranes` on what the answers imply: an accepted contact is inside one cell; two
+        segments kept apart are two cells along all of their contact as it is now (A and B kept
+        apart, then A merged with A': the A'-B contact is membrane too, though never asked)."""
         inside = [record[0] for record, accept in self.answers if accept]
         between = [list(self.edges[a][b][2]) for a, others in self.cannot.items() for b in others
                    if a < b and b in self.edges.get(a, {})]
@@ -220,28 +216,34 @@ class MergeQueue:
         self._refit()
 
     # --- internals ----------------------------------------------------------------------
-    def _suggestion(self, a: int, b: int, score: float) -> dict:
-        n, s, _ = self.edges[a][b]
-        features = self._features([self._record(a, b)])
-        suggestion = {"a": a, "b": b, "probability": float(self._probabilities([(a, b)])[0]), "score": score,
-                      "contact": n, "boundary_mean": s / n if n else np.nan, "flatness": float(features[0, 3])}
-        if self.code:
-            suggestion["codes"] = (self.code.get(a, 0), self.code.get(b, 0))
-        links, _, kept_from = self._apart_links([(a, b)])
-        if links:  # the strongest reason a keep-apart answer gives against this pair
-            alike = self._alike(links)
-            k = int(np.argmax(alike))
-            suggestion["looks_like"] = {"segment": links[k][0], "like": links[k][1], "probability": float(alike[k]),
-                                        "kept_apart_from": kept_from[k]}
-        if features.shape[1] == GEOMETRY:  # the inputs known from the start, then the learned one
-            suggestion["learned_membrane"] = float(features[0, GEOMETRY - 1])
-        return suggestion
+    def _suggestions(self, entries: list) -> list[dict]:
+        """Suggestions for (a, b, score) entries, the model read for all of them at once."""
+        pairs = [(a, b) for a, b, _ in entries]
+        features = self._features([self._record(a, b) for a, b in pairs])
+        links, owners, kept_from = self._apart_links(pairs)
+        alike, strongest = self._alike(links) if links else [], {}  # pair -> its strongest keep-apart reason
+        for j, k in enumerate(owners):
+            if k not in strongest or alike[j] > alike[strongest[k]]:
+                strongest[k] = j
+        suggestions = []  # the same keys as next() gives, without impact
+        for k, ((a, b, score), p) in enumerate(zip(entries, self._probabilities(pairs).tolist())):
+            n, s, _ = self.edges[a][b]
+            suggestion = {"a": a, "b": b, "probability": p, "score": score, "contact": n,
+                          "boundary_mean": s / n if n else np.nan, "flatness": float(features[k, 3])}
+            if self.code:
+                suggestion["codes"] = (self.code.get(a, 0), self.code.get(b, 0))
+            if (j := strongest.get(k)) is not None:
+                suggestion["looks_like"] = {"segment": links[j][0], "like": links[j][1],
+                                            "probability": float(alike[j]), "kept_apart_from": kept_from[j]}
+            if features.shape[1] == GEOMETRY:  # the inputs known from the start, then the learned one
+                suggestion["learned_membrane"] = float(features[k, GEOMETRY - 1])
+            suggestions.append(suggestion)
+        return suggestions
 
     def _probabilities(self, pairs: list) -> np.ndarray:
-        """Probability that each (a, b) is one cell: the merge model's, at least ONE_CELL_AT_LEAST,
-        and given the "keep apart" answers: if c was kept apart from a, b can be one cell with a
-        only if it is not one with c, so p(a~b) becomes p s / (p s + 1 - p), s the product of
-        1 - p(b~c) over every such c touching b (and the same with a and b swapped)."""
+        """Probability that each (a, b) is one cell: the merge model's, at least ONE_CELL_AT_LEAST; if
+        c was kept apart from a, b can be a's cell only if not c's, so p(a~b) becomes p s / (p s + 1 - p),
+        s the product of 1 - p(b~c) over every such c touching b (and with a and b swapped)."""
         links, owners, _ = self._apart_links(pairs)
         row = {(min(a, b), max(a, b)): k for k, (a, b) in enumerate(pairs)}
         scored = list(pairs)
@@ -347,11 +349,9 @@ class MergeQueue:
         self._push(pairs)
 
     def _keep_apart(self, a: int, b: int) -> None:
-        """Remember that a and b are two cells. The pairs of a with each segment y touching b
-        (and of b with those touching a) are less likely now (see _probabilities): they are
-        re-scored when they reach the top (`next`), or never if they do not. The exception:
-        if y was kept apart from b before, p(a~y) was lowered through b, which no longer
-        counts now that b is not a's; those rise and are re-scored at once."""
+        """Remember that a and b are two cells. The pairs of a with each y touching b (and of b
+        with those touching a) are less likely now (_probabilities): re-scored when they reach the
+        top. If y was kept apart from b before, p(a~y) was lowered through b: it rises, at once."""
         self.cannot.setdefault(a, set()).add(b)
         self.cannot.setdefault(b, set()).add(a)
         rising = []
