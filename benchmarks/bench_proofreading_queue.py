@@ -173,11 +173,14 @@ def main() -> None:
 
 def undo_latency(queue: MergeQueue) -> None:
     """What an undo of a review answer costs the widget: the queue forgets the answer
-    (`take_back`, a rebuild from the other answers) and, on redo, is given it again."""
+    (`take_back`, a rebuild from the other answers) and, on redo, is given it again; and what
+    the widget's re-rank after any edit costs: its 50 best suggestions."""
     (a, b), accepted = queue.asked[-1]
     first, median, _ = timed(lambda: (queue.take_back(a, b), queue.answer({"a": a, "b": b}, accepted)))
     print(f"    undo + redo of its last answer after {queue.decisions()} answers: {median * 1000:.0f} ms "
           f"(first {first * 1000:.0f} ms)")
+    _, median, _ = timed(lambda: queue.top(50), repeats=5)
+    print(f"    its 50 best suggestions (the widget's rows, after every edit): {median * 1000:.1f} ms")
 
 
 def phantom_with_barcodes(orders: int) -> None:
