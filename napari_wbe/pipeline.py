@@ -33,11 +33,11 @@ The stages:
    joined into connected cells.
 3. proofread: the ranked merge queue (`MergeQueue` over the segments' contacts, boundary
    strength from `em` when given, each pair weighed by the two cells' barcodes; with a limited
-   number of decisions, membranes learned from the answers too) answered `decisions` times (None: until it has nothing
-   left to ask) by `answer(pair) -> bool`, a person or a script; `truth=` answers from a
-   ground truth instead (`pipeline_truth.truth_oracle`). Accepted merges relabel the
-   segmentation chunk by chunk; `log_path` also records them as Editor merges in an edit
-   log (that needs the labels in memory).
+   number of decisions, membranes learned from the answers too) answered `decisions` times
+   (None: until it has nothing left to ask) by `answer(pair) -> bool`, a person or a script;
+   `truth=` answers from a ground truth instead (`pipeline_truth.truth_oracle`). Accepted
+   merges relabel the segmentation chunk by chunk; `log_path` also records them as Editor
+   merges in an edit log (that needs the labels in memory).
 4. connectome: synapses assigned to the latest labels (proofread, else agglomerated).
 5. simulate: the LIF emulation of that connectome (`emulation.simulate`).
 Running a stage again replaces its result and drops the results that depended on it, so
