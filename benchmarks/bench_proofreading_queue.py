@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=20, help="random orders to average (the curve shows the first)")
     parser.add_argument("--ceiling", action="store_true",
                         help="also run the queue with weights fitted on this cube's own answers (a bound)")
+    parser.add_argument("--plot", type=Path, help="also draw the VI-vs-decisions curves to this PNG (matplotlib)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="medulla-") as folder:  # the gunzipped HDF5, never in the repo
@@ -145,6 +146,8 @@ def main() -> None:
     print("decisions " + "".join(f"{name:>17s}" for name in queues))
     for n in range(0, args.curve_to + 1, args.every):
         print(f"{n:9d} " + "".join(f"{results[name][0].get(n, float('nan')):17.3f}" for name in queues))
+    if args.plot:
+        plot_curves(results, start["vi"], target, args.plot)
     # The first answers of a queue are the precision of its top suggestions as a proofreader meets them.
     print("\naccepted fraction of the first 20 / 50 / 100 / 500 decisions: " + "; ".join(
         f"{name} " + " / ".join(f"{np.mean(acc[:k]):.2f}" for k in (20, 50, 100, 500))
@@ -169,6 +172,26 @@ def main() -> None:
     if args.ceiling:
         in_sample_ceiling(contacts, scorer, target)
     phantom_with_barcodes(args.orders)
+
+
+def plot_curves(results: dict, start: float, target: float, path: Path) -> None:
+    """VI against decisions for each queue, the target drawn across."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4), dpi=120)
+    for name, (curve, reached, _) in results.items():
+        decisions = sorted(curve)
+        axes.plot(decisions, [curve[n] for n in decisions], label=f"{name}: {reached:,}")
+    axes.axhline(target, color="grey", linestyle=":", label=f"half the starting VI ({target:.2f} bits)")
+    axes.set(xlabel="decisions", ylabel="VI (bits)", ylim=(0, start * 1.02),
+             title="FlyEM medulla cube: answering merge suggestions from the ground truth")
+    axes.legend(title="decisions to halve VI", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    print(f"curves drawn to {path}")
 
 
 def undo_latency(queue: MergeQueue) -> None:
