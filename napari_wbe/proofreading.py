@@ -167,20 +167,25 @@ class Editor:
     def kept_apart(self) -> list[tuple[int, int]]:
         """The pairs of segments kept apart by edits in effect, named by their ids now (a
         segment merged into another since is that one; pairs with a deleted segment are gone)."""
-        pairs, holders = [], {}  # holders: id -> (pair, side) of every place it names
+        return sorted(set(self.kept_apart_by_edit().values()))
+
+    def kept_apart_by_edit(self) -> dict[int, tuple[int, int]]:
+        """Each keep-apart edit in effect (its id) -> its pair as `kept_apart` names it."""
+        pairs, holders = {}, {}  # holders: id -> (edit, side) of every place it names
         for record in self.history:
             kind, labels = record["kind"], record.get("labels", [])
             if kind == "keep_apart":
-                pairs.append(list(labels))
+                pairs[record["id"]] = list(labels)
                 for side, label in enumerate(labels):
-                    holders.setdefault(label, []).append((len(pairs) - 1, side))
+                    holders.setdefault(label, []).append((record["id"], side))
             elif kind in ("merge", "relabel"):
                 target = record["into"] if kind == "merge" else record["new_id"]
                 for label in set(labels) - {target}:
-                    for k, side in holders.pop(label, []):
-                        pairs[k][side] = target
-                        holders.setdefault(target, []).append((k, side))
-        return sorted({(min(a, b), max(a, b)) for a, b in pairs if a != b and a in self.boxes and b in self.boxes})
+                    for edit, side in holders.pop(label, []):
+                        pairs[edit][side] = target
+                        holders.setdefault(target, []).append((edit, side))
+        return {edit: (min(a, b), max(a, b)) for edit, (a, b) in pairs.items()
+                if a != b and a in self.boxes and b in self.boxes}
 
     def record_paint(self, indices, old_values, new_values=None) -> None:
         """Record voxels that napari's brush, eraser or fill changed (from a Labels layer's

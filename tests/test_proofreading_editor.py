@@ -50,6 +50,7 @@ def test_keep_apart_is_an_edit_that_follows_the_segments(brain, tmp_path):
     assert ed.kept_apart == [(min(b, c), max(b, c))]
     new_id = ed.relabel(c)
     assert ed.kept_apart == [(min(b, new_id), max(b, new_id))]
+    assert ed.kept_apart_by_edit() == {ed.history[0]["id"]: (min(b, new_id), max(b, new_id))}  # which edit said so
     ed.undo(), ed.undo(), ed.undo()
     assert ed.kept_apart == [] and np.array_equal(labels, brain.labels)
     ed.redo()

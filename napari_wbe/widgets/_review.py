@@ -36,7 +36,7 @@ class ReviewQueue:
         except ValueError as err:
             self.status.done(str(err), error=True)
             return None
-        kept_apart = set(self.editor.kept_apart) if self.editor is not None else set()
+        kept_apart = self.editor.kept_apart_by_edit() if self.editor is not None else {}
         base = {} if self.editor is None else {record["id"]: record for record in self.editor.history}
 
         def work(report):
@@ -46,22 +46,25 @@ class ReviewQueue:
             faces = None if image is None else face_sample(labels, image, contacts.pairs)
             queue = MergeQueue(contacts, faces=faces, train_later=True,
                                codes=None if evidence is None else evidence.segments["code"])
-            touching = set(zip(contacts.pairs["a"].tolist(), contacts.pairs["b"].tolist()))
-            for a, b in kept_apart & touching:  # answered before (this session or one before it)
-                queue.answer({"a": a, "b": b}, False)
-            return suspects(labels, contacts=contacts, evidence=evidence), queue, contacts, evidence, base
+            told = {}  # keep-apart edit -> the queue's answer, for undo
+            for edit, (a, b) in kept_apart.items():  # answered before (this session or one before it)
+                asked = len(queue.asked)
+                queue.answer({"a": a, "b": b}, False)  # ignored unless they touch and are not kept apart yet
+                if len(queue.asked) > asked:
+                    told[edit] = queue.asked[asked:]
+            return suspects(labels, contacts=contacts, evidence=evidence), queue, contacts, evidence, base, told
 
         return self.start_job(work, "Finding suspects", self._found)
 
     def _found(self, found) -> None:
-        table, self.merge_queue, contacts, evidence, self._base = found
+        table, self.merge_queue, contacts, evidence, self._base, self._queue_edits = found
         self._code_names = {} if evidence is None else \
             dict(zip(evidence.segments["code"].tolist(), evidence.segments["code_name"].tolist()))
         pairs = contacts.pairs
         self._contact_at = dict(zip(zip(pairs["a"].tolist(), pairs["b"].tolist()), pairs[["z", "y", "x"]].to_numpy()))
         self._total = max(int(contacts.segments["size"].sum()), 1)
         self.queue.set_rows(table)
-        self._queue_edits, self._taken_back = {}, {}
+        self._taken_back = {}
         earlier = self.merge_queue.decisions()
         if earlier:  # pairs kept apart before (the edit history) are not asked again
             self._rerank(select_first=True)
@@ -185,21 +188,23 @@ class ReviewQueue:
                    if edit not in self._queue_edits]
         return {label for record in changed if record["kind"] != "keep_apart" for label in record.get("labels", [])}
 
-    def _queue_undone(self, record: dict) -> None:
-        """An undone edit that was an answer to the queue: the queue forgets it too. A "no" from
-        before this queue was told to it at Find suspects by its labels."""
-        queue = self.merge_queue
+    def _queue_undone(self, record: dict) -> tuple | None:
+        """An undone edit that was an answer to the queue (a "no" from before this queue too, told
+        to it at Find suspects): the queue forgets it too. Returns the pair it is asked about again."""
         answers = self._queue_edits.get(record["id"])
-        if answers is None and record["kind"] == "keep_apart":
-            answers = [(tuple(record["labels"]), False)]
-        if queue is None or not answers:
-            return
-        if all([queue.take_back(*pair, accepted=accepted) for pair, accepted in reversed(answers)]):
-            self._taken_back[record["id"]] = answers
+        if self.merge_queue is None or not answers:
+            return None
+        for pair, accepted in reversed(answers):
+            self.merge_queue.take_back(*pair, accepted=accepted)
+        self._taken_back[record["id"]] = answers
+        return tuple(sorted(answers[0][0]))
 
-    def _queue_redone(self, record: dict) -> None:
-        for (a, b), accepted in self._taken_back.pop(record["id"], []):
+    def _queue_redone(self, record: dict) -> bool:
+        """A redone edit whose answers the queue forgot at its undo: it is given them again."""
+        answers = self._taken_back.pop(record["id"], [])
+        for (a, b), accepted in answers:
             self.merge_queue.answer({"a": a, "b": b}, accepted)
+        return bool(answers)
 
     def _decide(self, accepted: bool) -> None:
         row = self.queue.current()

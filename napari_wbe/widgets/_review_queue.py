@@ -35,6 +35,12 @@ class ReviewTable(FrameTable):
         finally:
             self.blockSignals(False)
 
+    def select_labels(self, labels: tuple) -> None:
+        """Make the row about these segments current (the view flies to it), if there is one."""
+        rows = [k for k, row in enumerate(self.rows["labels"]) if tuple(row) == tuple(labels)]
+        if rows:
+            self.selectRow(rows[0])
+
     def select_first(self) -> None:
         if len(self.frame):
             self.selectRow(0)

@@ -278,15 +278,17 @@ class ProofreadingWidget(ReviewQueue, JobHost, Container):
     # --- history ----------------------------------------------------------------------
     def undo(self) -> None:
         record = self.editor.undo() if self.editor else None
-        if record:
-            self._queue_undone(record)
+        asked_again = self._queue_undone(record) if record else None
         self._after_edit(f"Undid {record['kind']} #{record['id']}." if record else "Nothing to undo.")
+        if asked_again:  # an answer taken back: its question is the one to look at again
+            self.queue.select_labels(asked_again)
 
     def redo(self) -> None:
         record = self.editor.redo() if self.editor else None
-        if record:
-            self._queue_redone(record)
+        answered = self._queue_redone(record) if record else False
         self._after_edit(f"Redid {record['kind']} #{record['id']}." if record else "Nothing to redo.")
+        if answered:  # an answer given again: on to the best question, as after answering
+            self.queue.select_first()
 
     def _edit(self, make) -> bool:
         """Make an edit (make(editor) -> message); False if the editor refused it (said why)."""

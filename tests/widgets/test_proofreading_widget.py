@@ -138,8 +138,9 @@ def test_review_answers_are_edits_that_undo_takes_back(viewer, qtbot, brain, edi
     rejected = tuple(widget.queue.current()["labels"])
     widget.reject_button.native.click()
     assert widget.editor.history[-1]["kind"] == "keep_apart" and rejected not in shown()
-    widget.undo_button.native.click()  # a "no" by mistake: asked again, first as before
+    widget.undo_button.native.click()  # a "no" by mistake: asked again, first as before, and shown
     assert widget.merge_queue.decisions() == 0 and shown()[0] == rejected
+    assert tuple(widget.queue.current()["labels"]) == rejected
     widget.redo_button.native.click()
     assert widget.merge_queue.decisions() == 1 and rejected not in shown()
     merged = tuple(widget.queue.current()["labels"])
@@ -161,6 +162,10 @@ def test_review_answers_are_edits_that_undo_takes_back(viewer, qtbot, brain, edi
     assert all(i in widget.editor.boxes for pair in shown() for i in pair)
     widget.undo_button.native.click()
     assert widget.merge_queue.decisions() == 1 and clicked in shown()
+    widget.undo_button.native.click()  # the merge from before this queue: its segments wait for Find suspects
+    assert not set(merged) & {i for pair in shown() for i in pair}
+    widget.undo_button.native.click()  # the "no" from before this queue, told to it at Find suspects
+    assert widget.merge_queue.decisions() == 0 and tuple(widget.queue.current()["labels"]) == rejected
     np.testing.assert_array_equal(replay(brain.fragments, tmp_path / "edits.wbelog"), layer.data)
 
 
