@@ -153,12 +153,13 @@ class ReviewQueue:
         merged segment, and undo takes the answer back from it too. False if the editor refused."""
         queue, told = self.merge_queue, len(set(ids)) >= 2 and self._knows(ids)
         asked = len(queue.asked) if told else 0
-        if told and accepted:
-            into = queue.join(ids)
-        else:  # the bigger segment keeps its id (as in the queue); too few ids: the editor says so
+        into = None
+        if not told:  # the bigger segment keeps its id, as in the queue (too few ids: the editor says so)
             into = max(ids, key=lambda i: self.editor.counts.get(i, 0), default=None)
-            if told:
-                queue.answer({"a": ids[0], "b": ids[1]}, False)
+        elif accepted:
+            into = queue.join(ids)
+        else:
+            queue.answer({"a": ids[0], "b": ids[1]}, False)
 
         def edit(ed) -> str:
             if accepted:
